@@ -1,0 +1,1 @@
+"""pandera DataFrameModels: the data contracts between the pipeline's stages."""

@@ -1,0 +1,498 @@
+"""Storage adapter: the ``Store`` port on SQLAlchemy 2.0 (SQLite by default, PostgreSQL too).
+
+Each public method is one transaction — a stage either lands whole or not at all. Writes are
+bulk (``executemany`` of Core inserts/updates, upserts with ``ON CONFLICT``), never one ORM
+round trip per line. Exactly-once rests on the unique constraints of ``tables.py``: inserts of
+what a line creates use ``ON CONFLICT DO NOTHING`` on the line's key, so repeating a stage
+after a crash converges instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, event, func, select, update
+from sqlalchemy import bindparam, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from w365etl.adapters import tables as t
+from w365etl.amounts import decimals_to_text
+from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, PLANNED, PROVISIONED
+from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
+from w365etl.plan import Plan, StoredState, empty_state
+from w365etl.reference import name_key
+
+_CHUNK = 20_000
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or opened (exit status 2: nothing was run)."""
+
+
+def redact_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Frame → list of dicts with None for NA (what DBAPI drivers accept)."""
+    if frame.empty:
+        return []
+    cleaned = frame.astype(object).where(frame.notna(), None)
+    return cleaned.to_dict("records")
+
+
+def _chunks(rows: list[dict[str, Any]], size: int = _CHUNK) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+class SqlStore:
+    """The ``Store`` port over a SQLAlchemy engine."""
+
+    def __init__(self, url: str, *, create_schema: bool = True) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+        except (ArgumentError, ImportError) as error:
+            raise StoreUnavailable(f"database URL {redact_url(url)} is not usable: {error}") from None
+        if self.engine.dialect.name == "sqlite":
+            self._prepare_sqlite()
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(select(1))
+            if create_schema:
+                t.Base.metadata.create_all(self.engine)
+        except (OperationalError, SQLAlchemyError) as error:
+            reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+            raise StoreUnavailable(f"database {redact_url(url)} is unreachable: {reason}") from None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _prepare_sqlite(self) -> None:
+        database = self.engine.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(self.engine, "connect")
+        def _on_connect(dbapi_connection, _record):  # pragma: no cover - driver hook
+            # the sqlite3 module's own transaction handling would defer BEGIN; we issue it
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(self.engine, "begin")
+        def _on_begin(connection):  # pragma: no cover - driver hook
+            # a write lock from the first statement: two runs serialise their stages
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def _insert(self, table):
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ reading
+    def _frame(self, connection: Connection, statement) -> pd.DataFrame:
+        result = connection.execute(statement)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def load_state(self, lines: pd.DataFrame) -> StoredState:
+        """What the plan needs, limited to this run's identifiers and orders."""
+        base = empty_state()
+        with self.engine.begin() as connection:
+            products = self._frame(connection, select(*[c for c in t.Product.__table__.c if c.name != "updated_at"]))
+            accounts = self._frame(connection, select(
+                t.ProviderAccount.customer_name, t.ProviderAccount.crm_customer_id.label("customer_id"),
+                t.ProviderAccount.provider_code, t.ProviderAccount.provider_customer_id))
+            customers = self._frame(connection, select(
+                t.Customer.customer_pk, t.Customer.crm_customer_id, t.Customer.customer_name, t.Customer.name_key))
+            identifiers = self._matching_identifiers(connection, lines)
+            line_pks = identifiers["line_pk"].drop_duplicates().tolist() if not identifiers.empty else []
+            stored_lines = self._select_in(connection, select(
+                t.Line.line_pk, t.Line.status, t.Line.content_signature), t.Line.line_pk, line_pks)
+            contracts = self._frame(connection, select(
+                t.BillingContract.contract_pk, t.BillingContract.contract_number, t.BillingContract.contract_name,
+                t.BillingContract.customer_pk, t.BillingContract.contract_type,
+                t.BillingContract.contract_product_type, t.BillingContract.billing_frequency,
+                t.BillingContract.currency_code, t.BillingContract.status, t.BillingContract.created_at))
+            subscriptions = self._frame(connection, select(
+                t.Subscription.subscription_pk, t.Subscription.customer_pk, t.Subscription.contract_pk,
+                t.Subscription.product_number, t.Subscription.provider_code, t.Subscription.provisioning_unit,
+                t.Subscription.quantity, t.Subscription.status, t.Subscription.provider_subscription_id,
+                t.Subscription.created_at).where(t.Subscription.status == "Active"))
+            order_numbers = lines["order_number"].dropna().drop_duplicates().tolist()
+            orders = self._select_in(connection, select(
+                t.Order.order_number, t.Order.is_fulfilled, t.Order.fulfilled_date), t.Order.order_number, order_numbers)
+        products = products if not products.empty else base.products
+        if not products.empty:
+            products = products.astype({"is_recurring": bool, "min_quantity": "Int64", "max_quantity": "Int64"})
+        return StoredState(
+            products=products,
+            provider_accounts=accounts if not accounts.empty else base.provider_accounts,
+            customers=customers if not customers.empty else base.customers,
+            lines=stored_lines if not stored_lines.empty else base.lines,
+            line_identifiers=identifiers if not identifiers.empty else base.line_identifiers,
+            contracts=contracts if not contracts.empty else base.contracts,
+            subscriptions=subscriptions if not subscriptions.empty else base.subscriptions,
+            orders=orders if not orders.empty else base.orders,
+        )
+
+    def _select_in(self, connection: Connection, statement, column, values: Sequence) -> pd.DataFrame:
+        parts = [self._frame(connection, statement.where(column.in_(values[start:start + 5000])))
+                 for start in range(0, len(values), 5000)]
+        parts = [part for part in parts if not part.empty]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def _matching_identifiers(self, connection: Connection, lines: pd.DataFrame) -> pd.DataFrame:
+        """Every stored identifier of every stored line that shares an identifier with this run.
+
+        The run's identifiers go to a temporary table and are joined in the database, so a
+        large run costs one bulk insert and one query instead of one query per line.
+        """
+        wanted = pd.concat([lines[f"key_{level}"] for level in ("guid", "number", "content")]).dropna().drop_duplicates()
+        if wanted.empty:
+            return pd.DataFrame()
+        temporary = Table("tmp_run_identifiers", MetaData(), Column("identifier", String, primary_key=True),
+                          prefixes=["TEMPORARY"])
+        temporary.create(connection, checkfirst=True)
+        connection.execute(temporary.delete())
+        rows = [{"identifier": value} for value in wanted.tolist()]
+        for chunk in _chunks(rows):
+            connection.execute(temporary.insert(), chunk)
+        matched = select(t.LineIdentifier.line_pk).join(
+            temporary, temporary.c.identifier == t.LineIdentifier.identifier).distinct().subquery()
+        statement = select(t.LineIdentifier.line_pk, t.LineIdentifier.level, t.LineIdentifier.identifier).where(
+            t.LineIdentifier.line_pk.in_(select(matched.c.line_pk)))
+        found = self._frame(connection, statement)
+        temporary.drop(connection)
+        return found
+
+    # ------------------------------------------------------------------ reference data
+    def upsert_reference(self, products: pd.DataFrame | None, provider_accounts: pd.DataFrame | None) -> None:
+        """SPEC §2.2: loading is an upsert; a mapping added later releases held orders."""
+        now = t.utc_now()
+        with self.engine.begin() as connection:
+            if products is not None and not products.empty:
+                rows = _records(products.assign(updated_at=now))
+                statement = self._insert(t.Product)
+                statement = statement.on_conflict_do_update(
+                    index_elements=["product_number"],
+                    set_={column: statement.excluded[column] for column in products.columns if column != "product_number"}
+                    | {"updated_at": statement.excluded.updated_at},
+                )
+                connection.execute(statement, rows)
+            if provider_accounts is not None and not provider_accounts.empty:
+                accounts = provider_accounts.assign(
+                    name_key=name_key(provider_accounts["customer_name"]),
+                    crm_customer_id=provider_accounts["customer_id"],
+                ).drop(columns=["customer_id"])
+                with_id = accounts[accounts["crm_customer_id"].notna()]
+                name_only = accounts[accounts["crm_customer_id"].isna()]
+                table = t.ProviderAccount.__table__
+                if not with_id.empty:
+                    connection.execute(table.delete().where(
+                        t.ProviderAccount.crm_customer_id == bindparam("b_id"),
+                        t.ProviderAccount.provider_code == bindparam("b_provider")),
+                        [{"b_id": row.crm_customer_id, "b_provider": row.provider_code}
+                         for row in with_id[["crm_customer_id", "provider_code"]].drop_duplicates().itertuples()])
+                if not name_only.empty:
+                    connection.execute(table.delete().where(
+                        t.ProviderAccount.crm_customer_id.is_(None),
+                        t.ProviderAccount.name_key == bindparam("b_name"),
+                        t.ProviderAccount.provider_code == bindparam("b_provider")),
+                        [{"b_name": row.name_key, "b_provider": row.provider_code}
+                         for row in name_only[["name_key", "provider_code"]].drop_duplicates().itertuples()])
+                connection.execute(insert(table), _records(accounts.drop_duplicates().assign(updated_at=now)))
+
+    # ------------------------------------------------------------------ runs
+    def start_run(self, run_id: str, as_of: dt.date) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(insert(t.Run), [{"run_id": run_id, "started_at": t.utc_now(), "as_of_date": as_of,
+                                                "status": "running"}])
+
+    def persist_plan(self, run_id: str, plan: Plan) -> pd.DataFrame:
+        """Stage 'plan': customers, contracts, orders, lines and identifiers in one transaction.
+
+        Returns the lines to provision with ``line_pk`` and everything a provider needs.
+        """
+        lines = plan.lines
+        with self.engine.begin() as connection:
+            customer_pks = self._upsert_customers(connection, lines)
+            lines = lines.assign(customer_pk=lines["customer_key"].map(customer_pks).astype("Int64"))
+            contract_pks = self._insert_contracts(connection, run_id, plan.new_contracts, customer_pks)
+            lines = lines.assign(contract_pk=lines["contract_number"].map(contract_pks).astype("Int64"))
+            self._upsert_orders(connection, run_id, lines)
+            lines = self._store_lines(connection, run_id, lines)
+            self._store_identifiers(connection, lines)
+        planned = lines[lines["bucket"] == PLANNED]
+        return planned
+
+    def _upsert_customers(self, connection: Connection, lines: pd.DataFrame) -> dict[str, int]:
+        keyed = lines.dropna(subset=["customer_key"])
+        pks: dict[str, int] = {}
+        stored = keyed[keyed["customer_key"].str.startswith("pk:")]
+        for key in stored["customer_key"].drop_duplicates():
+            pks[key] = int(key[3:])
+        # an account first known by name may now come with its CRM id: remember it
+        learned = stored[stored["customer_id"].notna()].drop_duplicates("customer_key")
+        if not learned.empty:
+            connection.execute(
+                update(t.Customer.__table__).where(t.Customer.customer_pk == bindparam("b_pk"),
+                                                   t.Customer.crm_customer_id.is_(None)).values(crm_customer_id=bindparam("b_id")),
+                [{"b_pk": int(row.customer_key[3:]), "b_id": row.customer_id} for row in learned.itertuples()],
+            )
+        new = keyed[keyed["customer_key"].str.startswith("new:")].sort_values("line_index")
+        new = new.assign(crm=new.groupby("customer_key")["customer_id"].transform("first")).drop_duplicates("customer_key")
+        if not new.empty:
+            rows = [{"crm_customer_id": (None if pd.isna(row.crm) else row.crm), "customer_name": row.customer_name,
+                     "name_key": row.customer_name_key} for row in new.itertuples()]
+            with_id = [row for row in rows if row["crm_customer_id"] is not None]
+            without_id = [row for row in rows if row["crm_customer_id"] is None]
+            if with_id:
+                connection.execute(self._insert(t.Customer).on_conflict_do_nothing(index_elements=["crm_customer_id"]), with_id)
+                found = connection.execute(select(t.Customer.crm_customer_id, t.Customer.customer_pk).where(
+                    t.Customer.crm_customer_id.in_([row["crm_customer_id"] for row in with_id]))).all()
+                by_id = dict(found)
+                for row in new.itertuples():
+                    if not pd.isna(row.crm):
+                        pks[row.customer_key] = by_id[row.crm]
+            for row, key in zip(without_id, new[new["crm"].isna()]["customer_key"]):
+                pks[key] = connection.execute(insert(t.Customer).returning(t.Customer.customer_pk), row).scalar_one()
+        return pks
+
+    def _insert_contracts(self, connection: Connection, run_id: str, new_contracts: pd.DataFrame,
+                          customer_pks: dict[str, int]) -> dict[str, int]:
+        if not new_contracts.empty:
+            rows = new_contracts.assign(
+                customer_pk=new_contracts["customer_key"].map(customer_pks), created_run_id=run_id,
+                status="Active", created_at=t.utc_now(),
+            ).drop(columns=["customer_key", "customer_name"])
+            connection.execute(self._insert(t.BillingContract).on_conflict_do_nothing(index_elements=["contract_number"]),
+                               _records(rows))
+        found = connection.execute(select(t.BillingContract.contract_number, t.BillingContract.contract_pk)).all()
+        return dict(found)
+
+    def _upsert_orders(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> None:
+        orders = lines.dropna(subset=["order_number"]).sort_values("line_index").drop_duplicates("order_number")
+        if orders.empty:
+            return
+        rows = _records(pd.DataFrame({
+            "order_number": orders["order_number"], "order_id": orders["order_id"],
+            "customer_pk": orders["customer_pk"], "currency_code": orders["currency_code"],
+            "is_fulfilled": False, "last_run_id": run_id,
+        }))
+        statement = self._insert(t.Order)
+        statement = statement.on_conflict_do_update(index_elements=["order_number"], set_={
+            "order_id": func.coalesce(statement.excluded.order_id, t.Order.order_id),
+            "customer_pk": func.coalesce(statement.excluded.customer_pk, t.Order.customer_pk),
+            "last_run_id": statement.excluded.last_run_id,
+        })
+        for chunk in _chunks(rows):
+            connection.execute(statement, chunk)
+
+    def _store_lines(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> pd.DataFrame:
+        now = t.utc_now()
+        values = pd.DataFrame({
+            "line_key": lines["line_key"],
+            "order_number": lines["order_number"],
+            "customer_pk": lines["customer_pk"],
+            "status": lines["bucket"],
+            "status_reason": lines["bucket_reason"],
+            "content_signature": lines["content_signature"],
+            "last_run_id": run_id,
+            "action": lines["action"].where(lines["bucket"] == PLANNED),
+            "contract_pk": lines["contract_pk"].where(lines["bucket"] == PLANNED),
+            "target_subscription_pk": lines["target_subscription_pk"],
+            "provider_code": lines["effective_provider_code"],
+            "provider_customer_id": lines["provider_customer_id"],
+            "product_number": lines["catalog_product_number"],
+            "quantity": decimals_to_text(lines["quantity"]),
+            "price_per_unit": decimals_to_text(lines["price_per_unit"]),
+            "extended_amount": decimals_to_text(lines["extended_amount"]),
+            "provisioning_unit": lines["effective_provisioning_unit"],
+            "term_duration": lines["effective_term_duration"],
+            "billing_frequency": lines["effective_billing_frequency"],
+            "provider_sku": lines["catalog_provider_sku"],
+            "updated_at": now,
+        }, index=lines.index)
+        stored_pk = lines["stored_line_pk"]
+        # never touch a line already provisioned: R6 keeps its first, provisioned content
+        keep = lines["bucket"] == ALREADY_PROVISIONED
+        updating = stored_pk.notna() & ~keep
+        new = stored_pk.isna()
+        line_pk = stored_pk.copy()
+        if new.any():
+            rows = _records(values[new])
+            inserted: list[int] = []
+            for chunk in _chunks(rows):
+                result = connection.execute(insert(t.Line).returning(t.Line.line_pk, sort_by_parameter_order=True), chunk)
+                inserted.extend(result.scalars().all())
+            line_pk.loc[new] = inserted
+        if updating.any():
+            rows = _records(values[updating].assign(b_pk=stored_pk[updating].astype("int64")))
+            statement = (
+                update(t.Line.__table__)
+                .where(t.Line.line_pk == bindparam("b_pk"), t.Line.status != PROVISIONED)
+                .values({column: bindparam(column) for column in values.columns})
+            )
+            for chunk in _chunks(rows):
+                connection.execute(statement, chunk)
+        return lines.assign(line_pk=line_pk.astype("Int64"))
+
+    def _store_identifiers(self, connection: Connection, lines: pd.DataFrame) -> None:
+        parts = []
+        for level in ("guid", "number", "content"):
+            column = lines[f"key_{level}"]
+            present = column.notna()
+            parts.append(pd.DataFrame({"identifier": column[present], "line_pk": lines.loc[present, "line_pk"],
+                                       "level": level}))
+        identifiers = pd.concat(parts, ignore_index=True).drop_duplicates("identifier")
+        statement = self._insert(t.LineIdentifier).on_conflict_do_nothing(index_elements=["identifier"])
+        for chunk in _chunks(_records(identifiers)):
+            connection.execute(statement, chunk)
+
+    def record_results(self, run_id: str, requests: pd.DataFrame, results: pd.DataFrame, as_of: dt.date) -> None:
+        """Stage 'execute': what the provider did, with the line marked done, in one transaction."""
+        done = requests.merge(results, on="line_pk", how="left", suffixes=("", "_result"))
+        done["is_success"] = done["is_success"].fillna(False).astype(bool)
+        ok = done[done["is_success"]]
+        with self.engine.begin() as connection:
+            creates = ok[ok["action"] == CREATE]
+            if not creates.empty:
+                rows = pd.DataFrame({
+                    "subscription_number": "SUB-" + creates["line_pk"].astype("int64").astype("string").str.zfill(8),
+                    "customer_pk": creates["customer_pk"], "contract_pk": creates["contract_pk"],
+                    "product_number": creates["product_number"], "provider_code": creates["provider_code"],
+                    "provider_subscription_id": creates["provider_subscription_id_result"],
+                    "quantity": creates["quantity"], "price_per_unit": creates["price_per_unit"],
+                    "provisioning_unit": creates["provisioning_unit"], "term_duration": creates["term_duration"],
+                    "start_date": as_of, "status": "Active", "source_line_pk": creates["line_pk"],
+                    "created_run_id": run_id, "created_at": t.utc_now(),
+                })
+                statement = self._insert(t.Subscription).on_conflict_do_nothing(index_elements=["source_line_pk"])
+                for chunk in _chunks(_records(rows)):
+                    connection.execute(statement, chunk)
+            increases = ok[ok["action"] == INCREASE]
+            if not increases.empty:
+                self._apply_increases(connection, run_id, increases)
+            charges = ok[ok["action"] == CHARGE]
+            if not charges.empty:
+                rows = pd.DataFrame({
+                    "charge_number": "OTC-" + charges["line_pk"].astype("int64").astype("string").str.zfill(8),
+                    "customer_pk": charges["customer_pk"], "contract_pk": charges["contract_pk"],
+                    "product_number": charges["product_number"], "provider_code": charges["provider_code"],
+                    "quantity": charges["quantity"], "price_per_unit": charges["price_per_unit"],
+                    "extended_amount": charges["extended_amount"], "charge_date": as_of,
+                    "source_line_pk": charges["line_pk"], "run_id": run_id,
+                })
+                statement = self._insert(t.OneTimeCharge).on_conflict_do_nothing(index_elements=["source_line_pk"])
+                for chunk in _chunks(_records(rows)):
+                    connection.execute(statement, chunk)
+            status = pd.DataFrame({
+                "b_pk": done["line_pk"].astype("int64"),
+                "status": done["is_success"].map({True: PROVISIONED, False: FAILED}),
+                "status_reason": done["error_code"].where(~done["is_success"]).map(
+                    lambda code: None if pd.isna(code) else "PROVIDER_ERROR"),
+                "provisioned_run_id": pd.Series(run_id, index=done.index).where(done["is_success"]),
+                "provider_subscription_id": done["provider_subscription_id_result"].fillna(done["provider_subscription_id"]),
+                "error_code": done["error_code"], "error_message": done["error_message"],
+                "updated_at": t.utc_now(),
+            })
+            statement = update(t.Line.__table__).where(t.Line.line_pk == bindparam("b_pk"), t.Line.status == PLANNED).values(
+                {column: bindparam(column) for column in status.columns if column != "b_pk"})
+            for chunk in _chunks(_records(status)):
+                connection.execute(statement, chunk)
+
+    def _apply_increases(self, connection: Connection, run_id: str, increases: pd.DataFrame) -> None:
+        """R5 Existing: add each line's quantity once (a change row per line, unique per line)."""
+        statement = self._insert(t.SubscriptionChange).on_conflict_do_nothing(index_elements=["line_pk"])
+        targets = increases["target_subscription_pk"].astype("int64").drop_duplicates().tolist()
+        current = dict(connection.execute(select(t.Subscription.subscription_pk, t.Subscription.quantity).where(
+            t.Subscription.subscription_pk.in_(targets))).all())
+        already = set(connection.execute(select(t.SubscriptionChange.line_pk).where(
+            t.SubscriptionChange.line_pk.in_(increases["line_pk"].astype("int64").tolist()))).scalars())
+        running = {pk: Decimal(value) for pk, value in current.items()}
+        changes = []
+        # one Decimal addition per increased subscription line: these are few, and exactness
+        # matters more than vectorising a handful of sums
+        for row in increases.sort_values("line_pk").itertuples():
+            if int(row.line_pk) in already:
+                continue
+            target = int(row.target_subscription_pk)
+            before = running[target]
+            after = before + Decimal(str(row.quantity))
+            running[target] = after
+            changes.append({"subscription_pk": target, "line_pk": int(row.line_pk), "quantity_before": before,
+                            "quantity_after": after, "run_id": run_id, "created_at": t.utc_now()})
+        if changes:
+            connection.execute(statement, changes)
+            connection.execute(
+                update(t.Subscription.__table__).where(t.Subscription.subscription_pk == bindparam("b_pk"))
+                .values(quantity=bindparam("quantity")),
+                [{"b_pk": pk, "quantity": running[pk]} for pk in {change["subscription_pk"] for change in changes}],
+            )
+
+    def mark_orders_fulfilled(self, run_id: str, orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+        """R7: orders whose lines are all provisioned become Fulfilled / Complete.
+
+        Returns ``order_number``, ``order_id``, ``fulfilled_date`` of every order due in
+        ``order_status_updates.csv`` (newly fulfilled and fulfilled before).
+        """
+        numbers = orders["order_number"].dropna().drop_duplicates().tolist()
+        with self.engine.begin() as connection:
+            if numbers:
+                for start in range(0, len(numbers), 5000):
+                    connection.execute(
+                        update(t.Order.__table__).where(t.Order.order_number.in_(numbers[start:start + 5000]),
+                                                        t.Order.is_fulfilled.is_(False))
+                        .values(is_fulfilled=True, fulfilled_date=as_of, fulfilled_run_id=run_id))
+            found = self._select_in(connection, select(t.Order.order_number, t.Order.order_id, t.Order.fulfilled_date),
+                                    t.Order.order_number, numbers)
+        return found
+
+    def finish_run(self, run_id: str, summary: dict, files: list[dict], exceptions: pd.DataFrame,
+                   outcomes: pd.DataFrame) -> None:
+        with self.engine.begin() as connection:
+            if files:
+                connection.execute(insert(t.SourceFile), [
+                    {"run_id": run_id, "path": item["path"], "sha256": item["sha256"], "layout": item.get("layout"),
+                     "dialect": item.get("dialect"), "rows": int(item.get("rows") or 0), "status": item["status"],
+                     "error": item.get("error")} for item in files])
+            if not exceptions.empty:
+                rows = exceptions.drop(columns=[c for c in exceptions.columns if c not in t.ExceptionRecord.__table__.c])
+                for chunk in _chunks(_records(rows.assign(run_id=run_id))):
+                    connection.execute(insert(t.ExceptionRecord), chunk)
+            if not outcomes.empty:
+                rows = outcomes.dropna(subset=["line_pk"]).drop_duplicates("line_pk").assign(run_id=run_id)
+                for chunk in _chunks(_records(rows[["run_id", "line_pk", "bucket", "reason_code"]])):
+                    connection.execute(insert(t.LineOutcome), chunk)
+            connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id).values(
+                status="completed", finished_at=t.utc_now(), summary_json=json.dumps(summary, default=str)))
+
+
+def sqlite_file_missing(url: str) -> bool:
+    """A dry run must not create the embedded database: is the SQLite file still absent?"""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database
+    return bool(database) and database != ":memory:" and not Path(database).exists()

@@ -1,0 +1,98 @@
+"""Execution: run a persisted plan through the providers, exactly once.
+
+Lines are grouped per provider and handed over in batches (never one call per line); each
+batch's results are recorded — subscriptions, changes, charges and the line marked done — in
+one transaction keyed on the line, so repeating a batch after a crash adds nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import pandas as pd
+
+from w365etl.amounts import decimals_to_text
+from w365etl.domain.rules import QUANTITY_SCALE
+from w365etl.ports import PROVISION_RESULT_COLUMNS, Provider, Store
+
+BATCH_SIZE = 50_000
+
+
+class ProviderNotConfigured(Exception):
+    """An automatic provider is needed but no adapter is chosen (exit status 2)."""
+
+
+def check_providers_configured(provider_codes: set[str], adapters: Mapping[str, str | None]) -> None:
+    """SPEC §2.2: no silent default — stop before provisioning when an adapter is missing."""
+    missing = sorted(code for code in provider_codes if not adapters.get(code))
+    if missing:
+        names = ", ".join(missing)
+        settings = "; ".join(
+            f"providers.{code}.adapter (W365_PROVIDERS__{code.upper()}__ADAPTER) = live | sandbox | record"
+            for code in missing
+        )
+        raise ProviderNotConfigured(
+            f"lines need provider(s) {names} but no adapter is configured; set {settings}"
+        )
+
+
+def provision_requests(planned: pd.DataFrame) -> pd.DataFrame:
+    """The frame a provider receives: one row per planned line, exact text quantities."""
+    after_units = planned["quantity_after_units"].astype("Int64")
+    whole = after_units // 10**QUANTITY_SCALE
+    fraction = (after_units % 10**QUANTITY_SCALE).astype("string").str.zfill(QUANTITY_SCALE).str.rstrip("0")
+    quantity_after = whole.astype("string") + ("." + fraction).where(fraction != "", "")
+    return pd.DataFrame({
+        "line_pk": planned["line_pk"].astype("int64"),
+        "line_key": planned["line_key"],
+        "action": planned["action"],
+        "customer_name": planned["customer_name"],
+        "customer_pk": planned["customer_pk"],
+        "contract_pk": planned["contract_pk"],
+        "provider_code": planned["effective_provider_code"],
+        "provider_customer_id": planned["provider_customer_id"],
+        "product_number": planned["catalog_product_number"],
+        "provider_sku": planned["catalog_provider_sku"],
+        "quantity": decimals_to_text(planned["quantity"]),
+        "quantity_after": quantity_after,
+        "price_per_unit": decimals_to_text(planned["price_per_unit"]),
+        "extended_amount": decimals_to_text(planned["extended_amount"]),
+        "target_subscription_pk": planned["target_subscription_pk"],
+        "provider_subscription_id": planned.get("target_provider_subscription_id", pd.Series(pd.NA, index=planned.index)),
+        "term_duration": planned["effective_term_duration"],
+        "billing_frequency": planned["effective_billing_frequency"],
+        "provisioning_unit": planned["effective_provisioning_unit"],
+    }).reset_index(drop=True)
+
+
+def execute_plan(
+    run_id: str, requests: pd.DataFrame, providers: Mapping[str, Provider], store: Store | None, as_of: dt.date
+) -> pd.DataFrame:
+    """Provision every request through its provider; record each batch (unless ``store`` is
+    None: a dry run, where every provider is assumed to accept). Returns all results."""
+    results = []
+    for code, batch in requests.groupby("provider_code", sort=True):
+        for start in range(0, len(batch), BATCH_SIZE):
+            chunk = batch.iloc[start:start + BATCH_SIZE]
+            if store is None:
+                outcome = assume_accepted(chunk)
+            else:
+                outcome = providers[code].provision(chunk)
+                store.record_results(run_id, chunk, outcome, as_of)
+            results.append(outcome)
+    if not results:
+        return pd.DataFrame({column: pd.Series(dtype="object") for column in PROVISION_RESULT_COLUMNS})
+    return pd.concat(results, ignore_index=True)
+
+
+def assume_accepted(requests: pd.DataFrame) -> pd.DataFrame:
+    """What a dry run reports: every provider accepts every line (SPEC §4)."""
+    return pd.DataFrame({
+        "line_pk": requests["line_pk"].to_numpy(),
+        "is_success": True,
+        "provider_subscription_id": pd.NA,
+        "provider_order_id": pd.NA,
+        "error_code": pd.NA,
+        "error_message": pd.NA,
+    })

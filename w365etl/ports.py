@@ -1,0 +1,64 @@
+"""Ports: the small interfaces the core needs from the outside world.
+
+The core (plan, execute, report building) talks only to these Protocols; adapters implement
+them (SQLAlchemy storage, provider clients, report writers) and tests use fakes that subclass
+them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+import pandas as pd
+
+from w365etl.plan import Plan, StoredState
+
+#: Columns of the frame a provider receives (one row per line to provision).
+PROVISION_REQUEST_COLUMNS = [
+    "line_pk", "line_key", "action", "customer_name", "provider_customer_id", "product_number",
+    "provider_sku", "quantity", "quantity_after", "provider_subscription_id", "term_duration",
+    "billing_frequency", "provisioning_unit",
+]
+#: Columns a provider returns (one row per request row).
+PROVISION_RESULT_COLUMNS = [
+    "line_pk", "is_success", "provider_subscription_id", "provider_order_id", "error_code", "error_message",
+]
+
+
+class Provider(Protocol):
+    """A place subscriptions are provisioned: Partner Center, a manual queue, a fake."""
+
+    code: str
+    kind: str  # "automatic" | "manual"
+    adapter_name: str  # "live" | "sandbox" | "record" | "manual" | "fake"
+
+    def provision(self, requests: pd.DataFrame) -> pd.DataFrame:
+        """Provision every request row; return one result row per request (never raise for a
+        refused line: a refusal is a result with ``is_success`` False and the provider's code
+        and message)."""
+        ...
+
+
+class Store(Protocol):
+    """Storage of runs, reference data and everything provisioned (one transaction per call)."""
+
+    def load_state(self, lines: pd.DataFrame) -> StoredState: ...
+
+    def upsert_reference(self, products: pd.DataFrame | None, provider_accounts: pd.DataFrame | None) -> None: ...
+
+    def start_run(self, run_id: str, as_of: dt.date) -> None: ...
+
+    def persist_plan(self, run_id: str, plan: Plan) -> pd.DataFrame:
+        """Store lines, identifiers, customers, orders and new contracts; return the planned
+        lines with their ``line_pk`` and the provider request columns."""
+        ...
+
+    def record_results(self, run_id: str, requests: pd.DataFrame, results: pd.DataFrame, as_of: dt.date) -> None: ...
+
+    def mark_orders_fulfilled(self, run_id: str, orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame: ...
+
+    def finish_run(self, run_id: str, summary: dict, files: list[dict], exceptions: pd.DataFrame,
+                   outcomes: pd.DataFrame) -> None: ...
+
+    def report_tables(self, run_id: str) -> dict[str, pd.DataFrame]: ...

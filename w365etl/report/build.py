@@ -1,0 +1,233 @@
+"""Report building (SPEC §5): the frames people read after a run, and the run's invariants.
+
+Pure: from the plan's lines (with their final buckets), the exceptions and the file records,
+build ``summary.json``'s content, ``exceptions.csv``, ``needs_provider_mapping.csv``,
+``order_status_updates.csv`` and the sheets of ``fulfilment_report.xlsx``. Writing them is the
+report writers' job. The two conservation equations are checked here, and a run that breaks
+them fails loudly rather than hand out a report that loses lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import pandas as pd
+
+from w365etl.domain import outcomes
+from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
+from w365etl.reasons import MAPPING_HOLD_CODES, severity_of, suggested_action_of
+
+EXCEPTION_COLUMNS = [
+    "run_id", "severity", "reason_code", "file", "row", "sheet", "order_number", "line_key",
+    "customer_name", "column", "value", "message", "suggested_action",
+]
+ORDER_FIELDS = {
+    "order_id", "order_number", "order_name", "customer_id", "customer_name", "currency",
+    "order_state", "order_status_reason", "payment_terms",
+}
+#: frame column → the SPEC field whose header names it
+FIELD_OF_COLUMN = {
+    "currency_code": "currency", "order_state_code": "order_state",
+    "order_status_reason_code": "order_status_reason",
+}
+DISPLAY_NAMES = {
+    "order_id": "(Do Not Modify) Order", "order_number": "Order ID", "order_name": "Name",
+    "customer_id": "customerid", "customer_name": "Customer", "currency": "Currency",
+    "order_state": "Status", "order_status_reason": "Status Reason", "payment_terms": "Payment Terms",
+    "line_id": "(Do Not Modify) Order Product", "line_number": "Line Item Number",
+    "product_number": "Product ID", "product_name": "Existing Product", "write_in_product": "Write-In Product",
+    "quantity": "Quantity", "unit": "Unit", "price_per_unit": "Price Per Unit",
+    "volume_discount": "Volume Discount", "manual_discount": "Manual Discount", "tax": "Tax",
+    "extended_amount": "Extended Amount", "contract_type": "Contract Type",
+    "billing_frequency": "Billing Frequency", "contract_product_type": "Contract Product Type",
+    "process_refunds": "Process Refunds", "billing_contract": "Billing Contract",
+    "provision_as": "Provision As", "provisioning_unit": "Provisioning Unit",
+    "provision_on": "Provision On", "fulfill_order": "Fulfill Order",
+}
+
+
+class ConservationError(AssertionError):
+    """A line or an order is missing from, or counted twice in, the run's buckets."""
+
+
+def build_exceptions(
+    run_id: str,
+    line_issues: pd.DataFrame,
+    file_issues: pd.DataFrame,
+    lines: pd.DataFrame,
+    headers: dict[str, dict[str, str]],
+) -> pd.DataFrame:
+    """One row per problem, placed where a person finds it (file, sheet, spreadsheet row, column)."""
+    issues = line_issues.copy()
+    issues["field"] = issues["field"].map(lambda name: FIELD_OF_COLUMN.get(name, name) if isinstance(name, str) else name)
+    located = issues.merge(
+        lines[["line_index", "file_path", "sheet_name", "row_number", "order_file_path", "order_sheet_name",
+               "order_row_number", "table_key", "order_table_key", "order_number", "line_key", "customer_name"]],
+        on="line_index", how="left", suffixes=("", "_line"),
+    )
+    is_order_field = located["field"].isin(ORDER_FIELDS)
+    for target, line_source, order_source in (
+        ("file", "file_path", "order_file_path"), ("sheet", "sheet_name", "order_sheet_name"),
+        ("row", "row_number", "order_row_number"),
+    ):
+        derived = located[line_source].where(~is_order_field, located[order_source])
+        if target in located.columns:
+            located[target] = located[target].where(located[target].notna(), derived)
+        else:
+            located[target] = derived
+    table = located["table_key"].where(~is_order_field, located["order_table_key"])
+    header = pd.Series(
+        [headers.get(key, {}).get(field) if isinstance(key, str) and isinstance(field, str) else None
+         for key, field in zip(table, located["field"])], index=located.index, dtype="string",
+    )
+    header = header.fillna(located["field"].map(DISPLAY_NAMES).astype("string"))
+    if "column" in located.columns:
+        located["column"] = located["column"].astype("string").fillna(header)
+    else:
+        located["column"] = header
+    frame = pd.DataFrame({
+        "run_id": run_id,
+        "reason_code": located["reason_code"].astype("string"),
+        "file": located["file"].astype("string"),
+        "row": pd.to_numeric(located["row"], errors="coerce").astype("Int64"),
+        "sheet": located["sheet"].astype("string"),
+        "order_number": located["order_number"].astype("string"),
+        "line_key": located["line_key"].astype("string"),
+        "customer_name": located["customer_name"].astype("string"),
+        "column": located["column"].astype("string"),
+        "value": located["value"].astype("string"),
+        "message": located["message"].astype("string"),
+    })
+    if not file_issues.empty:
+        files = pd.DataFrame({
+            "run_id": run_id, "reason_code": file_issues["reason_code"].astype("string"),
+            "file": file_issues["file"].astype("string"),
+            "row": pd.to_numeric(file_issues.get("row"), errors="coerce").astype("Int64"),
+            "sheet": file_issues.get("sheet", pd.Series(pd.NA, index=file_issues.index)).astype("string"),
+            "order_number": pd.NA, "line_key": pd.NA, "customer_name": pd.NA,
+            "column": file_issues.get("column", pd.Series(pd.NA, index=file_issues.index)).astype("string"),
+            "value": file_issues.get("value", pd.Series(pd.NA, index=file_issues.index)).astype("string"),
+            "message": file_issues["message"].astype("string"),
+        })
+        frame = pd.concat([files, frame], ignore_index=True)
+    codes = frame["reason_code"].drop_duplicates()
+    frame["severity"] = frame["reason_code"].map({code: str(severity_of(code)) for code in codes})
+    frame["suggested_action"] = frame["reason_code"].map({code: suggested_action_of(code) for code in codes})
+    order = {"error": 0, "warning": 1}
+    frame = frame.assign(_severity=frame["severity"].map(order)).sort_values(
+        ["_severity", "reason_code", "file", "row"], kind="stable").drop(columns="_severity")
+    return frame[EXCEPTION_COLUMNS].reset_index(drop=True)
+
+
+def build_needs_provider_mapping(lines: pd.DataFrame) -> pd.DataFrame:
+    """R3: one row per (customer, provider) with a line held for a missing or invalid mapping.
+
+    Its first four columns are those of ``provider_accounts.csv``: filled in, it is the
+    reference file that releases the held orders.
+    """
+    held = lines[(lines["bucket"] == outcomes.HELD) & lines["mapping_reason"].isin([str(c) for c in MAPPING_HOLD_CODES])]
+    if held.empty:
+        return pd.DataFrame(columns=["customer_name", "customer_id", "provider", "provider_customer_id",
+                                     "reason_code", "held_orders", "held_lines"])
+    grouped = held.groupby(["customer_key", "effective_provider_code"], sort=True).agg(
+        customer_name=("customer_name", "first"), customer_id=("crm_customer_id", "first"),
+        reason_code=("mapping_reason", "first"),
+        held_orders=("order_key", lambda orders: "; ".join(sorted(set(orders)))),
+    ).reset_index()
+    order_lines = lines[lines["bucket"] == outcomes.HELD].groupby(["customer_key"])["line_index"].size()
+    return pd.DataFrame({
+        "customer_name": grouped["customer_name"], "customer_id": grouped["customer_id"],
+        "provider": grouped["effective_provider_code"], "provider_customer_id": "",
+        "reason_code": grouped["reason_code"], "held_orders": grouped["held_orders"],
+        "held_lines": grouped["customer_key"].map(order_lines).astype("Int64"),
+    }).sort_values(["customer_name", "provider"]).reset_index(drop=True)
+
+
+def build_order_status_updates(orders: pd.DataFrame, fulfilled: pd.DataFrame) -> pd.DataFrame:
+    """R7: orders to re-import into D365 as Fulfilled / Complete (statecode 3, statuscode 100001)."""
+    due = orders[orders["is_fulfilment_due"]][["order_key"]].rename(columns={"order_key": "order_number"})
+    merged = due.merge(fulfilled, on="order_number", how="left")
+    return pd.DataFrame({
+        "order_id": merged.get("order_id", pd.Series(pd.NA, index=merged.index)),
+        "order_number": merged["order_number"],
+        "statecode": 3,
+        "statuscode": 100001,
+        "date_fulfilled": merged.get("fulfilled_date", pd.Series(pd.NA, index=merged.index)),
+    }).sort_values("order_number").reset_index(drop=True)
+
+
+def check_conservation(lines: pd.DataFrame, orders: pd.DataFrame) -> None:
+    """SPEC §5: every line in exactly one bucket, every order in exactly one bucket."""
+    unknown = set(lines["bucket"]) - set(outcomes.LINE_BUCKETS)
+    if unknown:
+        raise ConservationError(f"lines left in no final bucket: {sorted(unknown)}")
+    if lines["line_index"].duplicated().any():
+        raise ConservationError("a line is counted twice")
+    if set(orders["order_bucket"]) - set(outcomes.ORDER_BUCKETS):
+        raise ConservationError("orders left in no final bucket")
+    if orders["order_key"].duplicated().any() or set(orders["order_key"]) != set(lines["order_key"]):
+        raise ConservationError("orders counted twice or lost")
+
+
+def build_summary(
+    *,
+    run_id: str,
+    as_of: dt.date,
+    is_dry_run: bool,
+    files: list[dict],
+    lines: pd.DataFrame,
+    orders: pd.DataFrame,
+    exceptions: pd.DataFrame,
+    needs_mapping: pd.DataFrame,
+    new_contracts: pd.DataFrame,
+    provider_modes: dict[str, str],
+) -> dict:
+    """``summary.json`` (SPEC §5); every count an int, conservation checked before returning."""
+    check_conservation(lines, orders)
+    bucket_counts = Counter(lines["bucket"])
+    order_counts = Counter(orders["order_bucket"])
+    provisioned = lines[lines["bucket"] == outcomes.PROVISIONED]
+    reused = provisioned.loc[~provisioned["is_new_contract"].astype(bool), "contract_key"].dropna().nunique()
+    summary = {
+        "run_id": run_id,
+        "as_of": as_of.isoformat(),
+        "dry_run": is_dry_run,
+        "notices": run_notices(is_dry_run, provider_modes),
+        "provider_modes": provider_modes,
+        "files": [
+            {key: item.get(key) for key in ("path", "sha256", "layout", "dialect", "rows", "status", "error")}
+            | {"unknown_columns": list(item.get("unknown_columns") or [])}
+            for item in files
+        ],
+        "lines": {"input": int(len(lines))} | {name: int(bucket_counts.get(name, 0)) for name in outcomes.LINE_BUCKETS},
+        "orders": {"input": int(len(orders))} | {name: int(order_counts.get(name, 0)) for name in outcomes.ORDER_BUCKETS},
+        "customers_needing_provider_mapping": int(len(needs_mapping)),
+        "billing_contracts": {"created": int(len(new_contracts)), "reused": int(reused)},
+        "subscriptions": {
+            "created": int((provisioned["action"] == CREATE).sum()),
+            "updated": int(provisioned.loc[provisioned["action"] == INCREASE, "target_subscription_pk"].nunique()),
+        },
+        "one_time_charges": {"created": int((provisioned["action"] == CHARGE).sum())},
+        "exceptions_by_reason": {str(code): int(count) for code, count in
+                                 sorted(Counter(exceptions["reason_code"]).items())},
+    }
+    line_total = sum(summary["lines"][name] for name in outcomes.LINE_BUCKETS)
+    order_total = sum(summary["orders"][name] for name in outcomes.ORDER_BUCKETS)
+    if line_total != summary["lines"]["input"] or order_total != summary["orders"]["input"]:
+        raise ConservationError(f"buckets do not add up: lines {summary['lines']}, orders {summary['orders']}")
+    return summary
+
+
+def run_notices(is_dry_run: bool, provider_modes: dict[str, str]) -> list[str]:
+    """The lines every report opens with when the run was not a real provisioning run."""
+    notices = []
+    if is_dry_run:
+        notices.append("DRY RUN: nothing was written to the database and no provider was called; "
+                       "counts say what a real run would do if every provider accepted every line.")
+    for code, adapter in sorted(provider_modes.items()):
+        if adapter == "sandbox":
+            notices.append(f"SANDBOX: {code} lines went to the local Partner Center simulator, not to Microsoft.")
+        elif adapter == "record":
+            notices.append(f"RECORD: {code} purchases were recorded only; nobody was called — buy them in the portal (Manual Tasks).")
+    return notices

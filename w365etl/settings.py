@@ -1,0 +1,150 @@
+"""Settings of a run (SPEC §2.3): a TOML file plus ``W365_…`` environment variables.
+
+Read once per run by the entrypoints (CLI, flows) and handed to the library as plain values.
+The environment wins over the file; nested keys are joined with ``__``
+(``W365_PROVIDERS__PARTNER_CENTER__ADAPTER=sandbox``). Secrets are ``SecretStr`` so that they
+never print.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ProviderKind = Literal["automatic", "manual"]
+AdapterName = Literal["live", "sandbox", "record", "manual", "fake"]
+
+DEFAULT_DB_URL = "sqlite:///w365etl.sqlite"
+CONFIG_FILE_NAME = "w365etl.toml"
+
+
+class SettingsError(Exception):
+    """The configuration cannot be read or is incomplete (exit status 2)."""
+
+
+class ProviderSettings(BaseModel):
+    """One provider code: its kind and the adapter that talks to it.
+
+    ``adapter`` has no default for automatic providers: SPEC §2.2 forbids a silent choice.
+    """
+
+    kind: ProviderKind = "automatic"
+    adapter: AdapterName | None = None
+    sandbox_url: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    api_base_url: str = "https://api.partnercenter.microsoft.com"
+
+
+def _default_providers() -> dict[str, ProviderSettings]:
+    return {
+        "partner_center": ProviderSettings(kind="automatic", adapter=None),
+        "manual": ProviderSettings(kind="manual", adapter="manual"),
+    }
+
+
+class DefaultSettings(BaseModel):
+    """Defaults of SPEC §2.3, used when neither the line nor the catalog says."""
+
+    payment_terms: str = "Net 30"
+    process_refunds: Literal["Use Global Setting", "Yes", "No"] = "Use Global Setting"
+    contract_end_date: dt.date = dt.date(2099, 12, 31)
+    provision_as: Literal["New", "Existing"] = "New"
+    fulfill_order: bool = True
+    billing_frequency: Literal["Monthly", "Quarterly", "Annually", "Triennial"] = "Monthly"
+    provisioning_unit: Literal["Monthly", "Annual"] = "Monthly"
+    contract_product_type: Literal["CSP", "Support Contract", "Managed Services"] = "CSP"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="W365_", env_nested_delimiter="__", extra="ignore", case_sensitive=False
+    )
+
+    db_url: SecretStr = SecretStr(DEFAULT_DB_URL)
+    out_dir: Path = Path("out")
+    reference_dir: Path | None = None
+    inbox_dir: Path = Path("inbox")
+    #: Number locale of money written as text (SPEC §2.1): en-US "1,299.00", de-DE "1.299,00".
+    number_locale: Literal["en-US", "de-DE", "fr-FR"] = "en-US"
+    #: Order of day and month in text dates: MDY (D365 en-US), DMY or YMD.
+    date_order: Literal["MDY", "DMY", "YMD"] = "MDY"
+    defaults: DefaultSettings = Field(default_factory=DefaultSettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
+    #: SPEC §5: rows per xlsx sheet before it is cut (Excel's own limit is 1 048 576).
+    report_max_rows: int = Field(default=100_000, ge=1, le=1_048_575)
+
+    @field_validator("providers", mode="after")
+    @classmethod
+    def _keep_builtin_providers(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        merged = _default_providers()
+        merged.update({code.lower(): provider for code, provider in value.items()})
+        return merged
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init carries the TOML file and CLI options; the environment wins over the file
+        # (SPEC §2.3) but explicit command-line options win over both.
+        return (env_settings, init_settings)
+
+    def provider(self, code: str) -> ProviderSettings | None:
+        return self.providers.get(code.lower())
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as error:
+        raise SettingsError(f"configuration file {path} does not exist") from error
+    except (tomllib.TOMLDecodeError, OSError) as error:
+        raise SettingsError(f"configuration file {path} cannot be read: {error}") from error
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config_file`` (else ``./w365etl.toml`` if present) and the environment.
+
+    ``overrides`` are command-line options; ``None`` values are ignored so that an option
+    left out keeps the file's or the environment's value.
+    """
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        file_values = _read_toml(config_file)
+    elif Path(CONFIG_FILE_NAME).is_file():
+        file_values = _read_toml(Path(CONFIG_FILE_NAME))
+    try:
+        settings = Settings(**file_values)
+        cli_values = {key: value for key, value in overrides.items() if value is not None}
+        if cli_values:
+            settings = settings.model_copy(update=_validated(cli_values))
+    except ValidationError as error:
+        raise SettingsError(_describe_validation_error(error)) from None
+    return settings
+
+
+def _validated(values: dict[str, Any]) -> dict[str, Any]:
+    # model_copy(update=…) skips validation; run each value through the field's type.
+    checked = Settings(**values)
+    return {key: getattr(checked, key) for key in values}
+
+
+def _describe_validation_error(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        env_name = "W365_" + "__".join(str(part).upper() for part in item["loc"])
+        parts.append(f"setting {where} ({env_name}): {item['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
