@@ -153,3 +153,29 @@ def read_reference_dir(directory: Path) -> ReferenceData:
         products=read_products(products_path) if products_path.is_file() else None,
         provider_accounts=read_provider_accounts(accounts_path) if accounts_path.is_file() else None,
     )
+
+
+def merge_products(stored: pd.DataFrame, loaded: pd.DataFrame | None) -> pd.DataFrame:
+    """The catalog after an upsert of ``loaded`` (key: product_number)."""
+    if loaded is None or loaded.empty:
+        return stored
+    kept = stored[~stored["product_number"].isin(loaded["product_number"])] if not stored.empty else stored
+    merged = pd.concat([kept, loaded], ignore_index=True) if not kept.empty else loaded.reset_index(drop=True)
+    return merged.astype({"is_recurring": bool, "min_quantity": "Int64", "max_quantity": "Int64"})
+
+
+def merge_provider_accounts(stored: pd.DataFrame, loaded: pd.DataFrame | None) -> pd.DataFrame:
+    """The mappings after an upsert of ``loaded``: by (provider, CRM id) when the row has an
+    id, else every name-only row of that (provider, name) is replaced by the loaded ones."""
+    if loaded is None or loaded.empty:
+        return stored
+    if stored.empty:
+        return loaded.reset_index(drop=True)
+    stored_keys = name_key(stored["customer_name"])
+    loaded_keys = name_key(loaded["customer_name"])
+    replaced_ids = set(zip(loaded["provider_code"], loaded["customer_id"].where(loaded["customer_id"].notna())))
+    replaced_names = set(zip(loaded.loc[loaded["customer_id"].isna(), "provider_code"],
+                             loaded_keys[loaded["customer_id"].isna()]))
+    by_id = pd.Series(list(zip(stored["provider_code"], stored["customer_id"])), index=stored.index).isin(replaced_ids) & stored["customer_id"].notna()
+    by_name = pd.Series(list(zip(stored["provider_code"], stored_keys)), index=stored.index).isin(replaced_names) & stored["customer_id"].isna()
+    return pd.concat([stored[~(by_id | by_name)], loaded], ignore_index=True)

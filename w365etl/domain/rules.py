@@ -142,12 +142,12 @@ def find_line_problems(lines: pd.DataFrame) -> pd.DataFrame:
     known = lines["catalog_product_number"].notna() & ~write_in
     contradicting = known & lines["contract_type"].notna() & (
         lines["contract_type"].astype("string") != lines["effective_contract_type"]
-    )
+    ).fillna(False).astype(bool)
     issues.append(issues_for(lines, contradicting, ReasonCode.INVALID_VALUE, "contract_type",
                              "Contract Type '" + lines["contract_type"].astype("string") +
                              "' contradicts the catalog: the product is " +
                              lines["effective_contract_type"].str.lower()))
-    unknown_provider = known & ~lines["is_known_provider"]
+    unknown_provider = known & ~lines["is_known_provider"].astype(bool)
     issues.append(issues_for(lines, unknown_provider, ReasonCode.INVALID_VALUE, "provision_on",
                              "Provider '" + lines["effective_provider_code"].astype("string") +
                              "' is not configured", value=lines["effective_provider_code"]))
@@ -165,8 +165,11 @@ def _amount_problems(lines: pd.DataFrame) -> pd.DataFrame:
         return pc.fill_null(pa.array(lines[column], type=MONEY_TYPE), zero)
 
     quantity = pa.array(lines["quantity"], type=lines["quantity"].dtype.pyarrow_dtype)
-    unit_net = pc.subtract(money("price_per_unit"), money("volume_discount"))
-    computed = pc.add(pc.subtract(pc.multiply(quantity, unit_net), money("manual_discount")), money("tax"))
+    # keep precisions inside decimal128's 38 digits: inputs are bounded at 12 integer digits
+    unit_net = pc.cast(pc.subtract(money("price_per_unit"), money("volume_discount")), MONEY_TYPE)
+    gross = pc.multiply(quantity, unit_net)
+    net = pc.cast(pc.subtract(gross, money("manual_discount")), gross.type)
+    computed = pc.cast(pc.add(net, money("tax")), gross.type)
     given = pa.array(lines["extended_amount"], type=MONEY_TYPE)
     difference = pc.abs(pc.subtract(given, computed))
     tolerance = pa.scalar(AMOUNT_TOLERANCE, pa.decimal128(3, 2))
@@ -205,12 +208,12 @@ def _quantity_problems(lines: pd.DataFrame, known: pd.Series) -> pd.DataFrame:
     units = quantity_units(lines["quantity"])
     positive = (units > 0).fillna(False)
     fractional = (units % 10**QUANTITY_SCALE != 0).fillna(False)
-    partner_center = lines["effective_provider_code"] == PARTNER_CENTER
+    partner_center = (lines["effective_provider_code"] == PARTNER_CENTER).fillna(False).astype(bool)
     not_whole = known & positive & partner_center & fractional
     issues = [issues_for(lines, not_whole, ReasonCode.INVALID_QUANTITY, "quantity",
                          "Quantity " + lines["quantity"].astype("string") +
                          " must be a whole number for Partner Center")]
-    creates = known & positive & ~not_whole & (lines["effective_provision_as"] != "Existing")
+    creates = known & positive & ~not_whole & (lines["effective_provision_as"] != "Existing").fillna(True).astype(bool)
     issues.append(bound_problems(lines, creates, units))
     return concat_issues(issues)
 

@@ -27,8 +27,8 @@ def plan_line_actions(lines: pd.DataFrame, subscriptions: pd.DataFrame) -> tuple
     ``quantity_after_units`` (10⁻⁵ units, for increases); return (lines, issues)."""
     out = lines.copy()
     action = pd.Series(CHARGE, index=out.index, dtype="string")
-    action = action.where(~out["is_recurring"], CREATE)
-    existing = out["is_recurring"] & (out["effective_provision_as"] == "Existing")
+    action = action.where(~out["is_recurring"].astype(bool), CREATE)
+    existing = out["is_recurring"].astype(bool) & (out["effective_provision_as"] == "Existing").fillna(False).astype(bool)
     action = action.where(~existing, INCREASE)
     out["action"] = action
     out["target_subscription_pk"] = pd.Series(pd.NA, index=out.index, dtype="Int64")

@@ -1,0 +1,161 @@
+"""The ``provision-orders`` Prefect flow: one task per stage, never one per row.
+
+Tasks are thin: each calls one stage of ``w365etl.provisioning`` with the adapters built by
+``flows.wiring``. Frames move between tasks in memory with caching off (no hashing of large
+inputs, nothing persisted as a Prefect result). Secrets never travel as flow parameters: the
+database URL comes from the settings (``W365_DB_URL`` or the TOML file).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows import wiring
+from w365etl import provisioning
+from w365etl.adapters.reports_csv import write_csv
+from w365etl.adapters.reports_xlsx import write_workbook
+from w365etl.domain.validation import validate_line_values
+from w365etl.ingest import IngestResult, issues_per_line, read_order_files
+from w365etl.plan import Plan, StoredState, build_plan, empty_state
+from w365etl.reference import ReferenceData, read_reference_dir
+from w365etl.settings import Settings, load_settings
+
+
+def new_run_id(as_of: dt.date) -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+@task(name="load-reference", cache_policy=NO_CACHE)
+def load_reference(store, reference_dir: Path | None) -> ReferenceData | None:
+    if reference_dir is None:
+        return None
+    reference = read_reference_dir(reference_dir)
+    if store is not None:
+        store.upsert_reference(reference.products, reference.provider_accounts)
+    return reference
+
+
+@task(name="read-orders", cache_policy=NO_CACHE)
+def read_orders(paths: list[Path], settings: Settings) -> tuple[IngestResult, pd.DataFrame]:
+    ingest = read_order_files(paths, number_locale=settings.number_locale, date_order=settings.date_order)
+    parse_issues = issues_per_line(ingest)
+    value_issues = validate_line_values(ingest.lines, parse_issues)
+    line_issues = provisioning.combined_line_issues(parse_issues, value_issues)
+    return ingest, line_issues
+
+
+@task(name="load-state", cache_policy=NO_CACHE)
+def load_state(store, lines: pd.DataFrame, reference: ReferenceData | None, is_dry_run: bool) -> StoredState:
+    from w365etl.domain.keys import add_line_identifiers
+
+    state = empty_state() if store is None else store.load_state(add_line_identifiers(lines))
+    # a real run loaded the reference into the database already; a dry run applies it in memory
+    return provisioning.with_reference(state, reference if is_dry_run else None)
+
+
+@task(name="plan", cache_policy=NO_CACHE)
+def make_plan(lines: pd.DataFrame, line_issues: pd.DataFrame, state: StoredState, settings: Settings,
+              as_of: dt.date) -> Plan:
+    plan = build_plan(lines, line_issues, state, provisioning.plan_options(settings, as_of))
+    provisioning.ensure_providers(plan, settings)
+    return plan
+
+
+@task(name="persist-plan", cache_policy=NO_CACHE)
+def persist_plan(store, run_id: str, plan: Plan) -> pd.DataFrame:
+    if store is None:
+        return provisioning.planned_for_dry_run(plan)
+    store.start_run(run_id, plan.options.as_of)
+    return store.persist_plan(run_id, plan)
+
+
+@task(name="provision", cache_policy=NO_CACHE)
+def provision(store, run_id: str, plan: Plan, planned: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    providers = {} if store is None else wiring.build_providers(settings, set(planned["effective_provider_code"]))
+    return provisioning.execute(run_id, plan, planned, providers, store)
+
+
+@task(name="fulfil-orders", cache_policy=NO_CACHE)
+def fulfil_orders(store, run_id: str, lines: pd.DataFrame, as_of: dt.date) -> pd.DataFrame | None:
+    from w365etl.domain.outcomes import summarise_orders
+
+    orders = summarise_orders(lines)
+    if store is None:
+        return None
+    due = orders[orders["is_fulfilment_due"]].rename(columns={"order_key": "order_number"})
+    return store.mark_orders_fulfilled(run_id, due, as_of)
+
+
+@task(name="write-reports", cache_policy=NO_CACHE)
+def write_reports(store, run_id: str, outputs: provisioning.RunOutputs, folder: Path, files: list[dict],
+                  max_rows: int) -> list[Path]:
+    written = provisioning.write_outputs(folder, outputs, write_csv=write_csv, write_workbook=write_workbook,
+                                         max_rows=max_rows)
+    if store is not None:
+        store.finish_run(run_id, outputs.summary, files, outputs.exceptions, outputs.outcomes)
+    return written
+
+
+@flow(name="provision-orders", log_prints=False, validate_parameters=False)
+def provision_orders(
+    files: list[str],
+    reference_dir: str | None = None,
+    out_dir: str | None = None,
+    as_of: dt.date | None = None,
+    dry_run: bool = False,
+    config_file: str | None = None,
+) -> dict:
+    """Provision exported D365 sales orders (SPEC §1): validate, hold, contract, provision,
+    fulfil, report. Returns ``summary.json``'s content plus ``report_folder``."""
+    logger = get_run_logger()
+    settings = load_settings(Path(config_file) if config_file else None)
+    as_of_date = as_of or dt.date.today()
+    run_id = new_run_id(as_of_date)
+    reference_path = Path(reference_dir) if reference_dir else settings.reference_dir
+    folder = Path(out_dir or settings.out_dir) / run_id
+    store = wiring.build_store(settings, is_dry_run=dry_run)
+    try:
+        reference = load_reference(store, reference_path)
+        ingest, line_issues = read_orders([Path(item) for item in files], settings)
+        for warning in ingest.warnings:
+            logger.warning(warning)
+        state = load_state(store, ingest.lines, reference, dry_run)
+        plan = make_plan(ingest.lines, line_issues, state, settings, as_of_date)
+        planned = persist_plan(store, run_id, plan)
+        results = provision(store, run_id, plan, planned, settings)
+        lines, issues = provisioning.apply_results(plan, planned, results, keep_line_ids=store is not None)
+        fulfilled = fulfil_orders(store, run_id, lines, as_of_date)
+        files_records = [asdict(record) for record in ingest.files]
+        outputs = provisioning.build_outputs(
+            run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,
+            files=files_records, headers=ingest.headers, fulfilled=fulfilled, stored_contracts=state.contracts,
+            provider_modes=wiring.provider_modes(settings), is_dry_run=dry_run,
+        )
+        write_reports(store, run_id, outputs, folder, files_records, settings.report_max_rows)
+    finally:
+        if store is not None:
+            store.dispose()
+    summary = outputs.summary
+    logger.info(provisioning.summary_text(summary, folder))
+    create_markdown_artifact(key="provisioning-summary", markdown=_markdown(summary, folder),
+                             description="w365etl run summary")
+    return summary | {"report_folder": str(folder)}
+
+
+def _markdown(summary: dict, folder: Path) -> str:
+    rows = ["| | " + " | ".join(summary["lines"]) + " |", "|---|" + "---|" * len(summary["lines"]),
+            "| lines | " + " | ".join(str(value) for value in summary["lines"].values()) + " |"]
+    order_rows = ["| | " + " | ".join(summary["orders"]) + " |", "|---|" + "---|" * len(summary["orders"]),
+                  "| orders | " + " | ".join(str(value) for value in summary["orders"].values()) + " |"]
+    notices = "\n".join(f"> {notice}" for notice in summary.get("notices", []))
+    return (f"# w365etl run {summary['run_id']} (as of {summary['as_of']})\n\n{notices}\n\n" + "\n".join(rows)
+            + "\n\n" + "\n".join(order_rows) + f"\n\nReports: `{folder}`\n")

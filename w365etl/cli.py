@@ -1,0 +1,135 @@
+"""Command line (SPEC §4): ``w365etl run``, ``w365etl reference load``.
+
+An entrypoint like ``flows/``: it reads options, puts the secret-bearing ones into the
+environment the settings read (so no secret becomes a Prefect flow parameter), runs the flow
+and maps the outcome to an exit status — 0 the run completed, 1 it completed but a file was
+rejected whole, 2 nothing was run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Batch provisioning of D365 sales orders.")
+reference_app = typer.Typer(no_args_is_help=True, help="Reference data: product catalog and provider account mappings.")
+app.add_typer(reference_app, name="reference")
+err = Console(stderr=True)
+out = Console()
+
+EXIT_OK, EXIT_FILE_REJECTED, EXIT_NOT_RUN = 0, 1, 2
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]w365etl:[/] {message}", highlight=False)
+    raise typer.Exit(EXIT_NOT_RUN)
+
+
+def _parse_date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _fail(f"--as-of '{value}' is not a date in the form YYYY-MM-DD")
+    return None
+
+
+def _settings_or_exit(config: Path | None):
+    from w365etl.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(config)
+    except SettingsError as error:
+        _fail(str(error))
+
+
+@app.command()
+def run(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Order files (CSV or xlsx).")] = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Reference folder (products.csv, provider_accounts.csv).")] = None,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL (default: embedded SQLite; also W365_DB_URL).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report folder root (default ./out).")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Business date YYYY-MM-DD (default today).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute and report; write nothing, call no provider.")] = False,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Settings file (default ./w365etl.toml if present).")] = None,
+) -> None:
+    """Provision the orders in FILE... (runs the provision-orders Prefect flow)."""
+    as_of_date = _parse_date(as_of)
+    if db:
+        os.environ["W365_DB_URL"] = db
+    settings = _settings_or_exit(config)
+    if not files:
+        _fail("no order files given: w365etl run FILE... (the inbox comes with the nightly service)")
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        _fail(f"file(s) not found: {', '.join(missing)}")
+    if reference is not None and not reference.is_dir():
+        _fail(f"--reference {reference} is not a folder")
+
+    from flows.prefect_environment import configure_prefect_environment
+
+    configure_prefect_environment()
+    from flows.provision_orders import provision_orders
+    from w365etl.adapters.store_sql import StoreUnavailable
+    from w365etl.execute import ProviderNotConfigured
+    from w365etl.provisioning import summary_text
+    from w365etl.reference import ReferenceDataError
+    from w365etl.settings import SettingsError
+
+    try:
+        summary = provision_orders(
+            files=[str(path) for path in files], reference_dir=str(reference) if reference else None,
+            out_dir=str(out_dir) if out_dir else None, as_of=as_of_date, dry_run=dry_run,
+            config_file=str(config) if config else None,
+        )
+    except (StoreUnavailable, ProviderNotConfigured, ReferenceDataError, SettingsError) as error:
+        _fail(str(error))
+        return
+    out.print(summary_text(summary, Path(summary["report_folder"])), highlight=False)
+    if any(item["status"] == "rejected" for item in summary["files"]):
+        raise typer.Exit(EXIT_FILE_REJECTED)
+
+
+@reference_app.command("load")
+def reference_load(
+    directory: Annotated[Path, typer.Argument(help="Folder with products.csv and/or provider_accounts.csv.")],
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL (also W365_DB_URL).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config")] = None,
+) -> None:
+    """Upsert the product catalog and provider account mappings (SPEC §2.2)."""
+    if db:
+        os.environ["W365_DB_URL"] = db
+    settings = _settings_or_exit(config)
+    from w365etl.adapters.store_sql import SqlStore, StoreUnavailable
+    from w365etl.reference import ReferenceDataError, read_reference_dir
+
+    try:
+        reference = read_reference_dir(directory)
+        store = SqlStore(settings.db_url.get_secret_value())
+        store.upsert_reference(reference.products, reference.provider_accounts)
+        store.dispose()
+    except (ReferenceDataError, StoreUnavailable) as error:
+        _fail(str(error))
+        return
+    products = 0 if reference.products is None else len(reference.products)
+    accounts = 0 if reference.provider_accounts is None else len(reference.provider_accounts)
+    out.print(f"loaded {products} product(s) and {accounts} provider account mapping(s) from {directory}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

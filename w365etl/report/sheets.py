@@ -1,0 +1,173 @@
+"""The sheets of ``fulfilment_report.xlsx`` (SPEC §5): what was provisioned, and what to do next.
+
+Built from the run's lines with their final buckets, so a dry run gets the same workbook as a
+real run would (without database ids).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from w365etl.amounts import decimals_to_text
+from w365etl.domain import outcomes
+from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
+from w365etl.report.cells import Sheet
+
+SHEET_NAMES = (
+    "Summary", "Fulfilled Orders", "Billing Contracts", "Subscriptions", "One-Time Charges",
+    "Needs Provider Mapping", "Exceptions", "Manual Tasks",
+)
+
+
+def _units_text(units: pd.Series) -> pd.Series:
+    units = units.astype("Int64")
+    whole = (units // 100_000).astype("string")
+    fraction = (units % 100_000).astype("string").str.zfill(5).str.rstrip("0")
+    return whole + ("." + fraction).where(fraction != "", "")
+
+
+def summary_rows(summary: dict) -> pd.DataFrame:
+    rows: list[tuple[str, str, object]] = []
+    rows.append(("Run", "run id", summary["run_id"]))
+    rows.append(("Run", "as of", summary["as_of"]))
+    rows.append(("Run", "dry run", "yes" if summary["dry_run"] else "no"))
+    for code, adapter in sorted(summary.get("provider_modes", {}).items()):
+        rows.append(("Providers", code, adapter))
+    for group in ("lines", "orders", "billing_contracts", "subscriptions", "one_time_charges"):
+        for name, count in summary[group].items():
+            rows.append((group.replace("_", " ").capitalize(), name.replace("_", " "), count))
+    rows.append(("Customers", "needing provider mapping", summary["customers_needing_provider_mapping"]))
+    for item in summary["files"]:
+        rows.append(("Files", item["path"], f"{item['status']}: {item['rows']} rows, {item.get('layout') or '-'} / "
+                     f"{item.get('dialect') or '-'}" + (f" — {item['error']}" if item.get("error") else "")))
+        if item.get("unknown_columns"):
+            rows.append(("Files", item["path"], "unknown columns ignored: " + ", ".join(item["unknown_columns"])))
+    for code, count in summary["exceptions_by_reason"].items():
+        rows.append(("Exceptions", code, count))
+    return pd.DataFrame(rows, columns=["section", "item", "value"]).astype({"value": "string"})
+
+
+def next_steps(summary: dict) -> tuple[str, ...]:
+    """The 'what to do next' lines that open the Summary sheet."""
+    steps = []
+    mapping = summary["customers_needing_provider_mapping"]
+    if mapping:
+        steps.append(f"{mapping} customer(s) need a provider account mapping: fill in needs_provider_mapping.csv "
+                     f"and load it as provider_accounts.csv ({summary['orders']['held']} order(s) held in all).")
+    errors = sum(count for code, count in summary["exceptions_by_reason"].items()
+                 if code not in ("NEEDS_PROVIDER_MAPPING", "ORDER_HAS_REJECTED_LINES", "ORDER_CANCELED",
+                                 "ORDER_ALREADY_FULFILLED", "ORDER_INVOICED"))
+    if summary["lines"]["rejected"]:
+        steps.append(f"{summary['lines']['rejected']} line(s) were rejected: fix them in D365 and re-export "
+                     f"(see Exceptions, {errors} problem(s)).")
+    if summary["lines"]["failed"]:
+        steps.append(f"{summary['lines']['failed']} line(s) failed at the provider: read the provider's message "
+                     f"in Exceptions; they are retried on the next run.")
+    if not summary["dry_run"]:
+        steps.append("Import order_status_updates.csv into D365 to mark the fulfilled orders.")
+    return tuple(steps)
+
+
+def build_sheets(
+    *,
+    summary: dict,
+    lines: pd.DataFrame,
+    orders: pd.DataFrame,
+    exceptions: pd.DataFrame,
+    needs_mapping: pd.DataFrame,
+    new_contracts: pd.DataFrame,
+    stored_contracts: pd.DataFrame,
+    provider_modes: dict[str, str],
+    provider_kinds: dict[str, str],
+    as_of,
+) -> list[Sheet]:
+    notices = tuple(summary.get("notices", []))
+    provisioned = lines[lines["bucket"] == outcomes.PROVISIONED]
+    first = lines.sort_values("line_index").drop_duplicates("order_key").set_index("order_key")
+    order_lines = lines.groupby("order_key").size()
+
+    done = orders[orders["order_bucket"].isin(["fulfilled", "already_fulfilled", "provisioned_not_fulfilled"])]
+    fulfilled = pd.DataFrame({
+        "order_number": done["order_key"],
+        "order_id": done["order_key"].map(first["order_id"]),
+        "customer_name": done["order_key"].map(first["customer_name"]),
+        "currency": done["order_key"].map(first["currency_code"]),
+        "lines": done["order_key"].map(order_lines).astype("Int64"),
+        "outcome": done["order_bucket"],
+        "date_fulfilled": pd.Series(as_of, index=done.index).where(done["order_bucket"] == "fulfilled"),
+    })
+
+    contracts = _contract_rows(provisioned, new_contracts, stored_contracts)
+
+    subs = provisioned[provisioned["action"].isin([CREATE, INCREASE])]
+    subscription_number = pd.Series(pd.NA, index=subs.index, dtype="string")
+    if "line_pk" in subs.columns:
+        subscription_number = ("SUB-" + subs["line_pk"].astype("Int64").astype("string").str.zfill(8))
+        subscription_number = subscription_number.where(subs["action"] == CREATE)
+    subscriptions = pd.DataFrame({
+        "subscription": subscription_number,
+        "action": subs["action"].map({CREATE: "created", INCREASE: "quantity increased"}),
+        "customer_name": subs["customer_name"], "order_number": subs["order_number"], "line_key": subs["line_key"],
+        "billing_contract": subs["contract_number"], "product_number": subs["catalog_product_number"],
+        "product_name": subs["catalog_product_name"], "provider": subs["effective_provider_code"],
+        "provider_subscription_id": subs.get("provider_subscription_id_result", pd.Series(pd.NA, index=subs.index)),
+        "quantity": decimals_to_text(subs["quantity"]),
+        "quantity_before": _units_text(subs["quantity_before_units"]),
+        "quantity_after": _units_text(subs["quantity_after_units"]),
+        "price_per_unit": decimals_to_text(subs["price_per_unit"]),
+        "provisioning_unit": subs["effective_provisioning_unit"], "term": subs["effective_term_duration"],
+        "start_date": as_of,
+    })
+
+    charges_lines = provisioned[provisioned["action"] == CHARGE]
+    charges = pd.DataFrame({
+        "customer_name": charges_lines["customer_name"], "order_number": charges_lines["order_number"],
+        "line_key": charges_lines["line_key"], "billing_contract": charges_lines["contract_number"],
+        "product_number": charges_lines["catalog_product_number"], "product_name": charges_lines["catalog_product_name"],
+        "provider": charges_lines["effective_provider_code"], "quantity": decimals_to_text(charges_lines["quantity"]),
+        "price_per_unit": decimals_to_text(charges_lines["price_per_unit"]),
+        "extended_amount": decimals_to_text(charges_lines["extended_amount"]), "charge_date": as_of,
+    })
+
+    by_hand = provisioned["effective_provider_code"].map(
+        lambda code: provider_kinds.get(code) == "manual" or provider_modes.get(code) == "record")
+    tasks_lines = provisioned[by_hand.astype(bool)] if not provisioned.empty else provisioned
+    verb = tasks_lines["action"].map({CREATE: "Set up subscription", INCREASE: "Increase subscription",
+                                      CHARGE: "Deliver and bill one-time item"})
+    tasks = pd.DataFrame({
+        "task": verb + " " + tasks_lines["catalog_product_name"].astype("string") + " × " +
+        decimals_to_text(tasks_lines["quantity"]) + " for " + tasks_lines["customer_name"].astype("string"),
+        "provider": tasks_lines["effective_provider_code"],
+        "how": tasks_lines["effective_provider_code"].map(
+            lambda code: "buy in the provider portal (record mode)" if provider_modes.get(code) == "record"
+            else "manual provider"),
+        "customer_name": tasks_lines["customer_name"], "provider_customer_id": tasks_lines["provider_customer_id"],
+        "order_number": tasks_lines["order_number"], "line_key": tasks_lines["line_key"],
+        "product_number": tasks_lines["catalog_product_number"], "provider_sku": tasks_lines["catalog_provider_sku"],
+        "quantity": decimals_to_text(tasks_lines["quantity"]), "term": tasks_lines["effective_term_duration"],
+        "billing_frequency": tasks_lines["effective_billing_frequency"], "billing_contract": tasks_lines["contract_number"],
+    })
+
+    return [
+        Sheet("Summary", summary_rows(summary), banner=notices + next_steps(summary)),
+        Sheet("Fulfilled Orders", fulfilled.reset_index(drop=True), banner=notices),
+        Sheet("Billing Contracts", contracts, banner=notices),
+        Sheet("Subscriptions", subscriptions.reset_index(drop=True), banner=notices),
+        Sheet("One-Time Charges", charges.reset_index(drop=True), banner=notices),
+        Sheet("Needs Provider Mapping", needs_mapping, banner=notices),
+        Sheet("Exceptions", exceptions, banner=notices),
+        Sheet("Manual Tasks", tasks.reset_index(drop=True), banner=notices),
+    ]
+
+
+def _contract_rows(provisioned: pd.DataFrame, new_contracts: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    used = provisioned.groupby("contract_number").size()
+    created = new_contracts.assign(status="created in this run")
+    reused_numbers = set(provisioned.loc[~provisioned["is_new_contract"].astype(bool), "contract_number"].dropna())
+    reused = stored[stored["contract_number"].isin(reused_numbers)].assign(status="reused")
+    columns = ["contract_number", "contract_name", "status", "contract_type", "contract_product_type",
+               "billing_frequency", "currency_code"]
+    frame = pd.concat([created.reindex(columns=columns + ["start_date", "end_date", "payment_terms", "process_refunds"]),
+                       reused.reindex(columns=columns)], ignore_index=True)
+    frame["lines_in_run"] = frame["contract_number"].map(used).fillna(0).astype("Int64")
+    return frame
