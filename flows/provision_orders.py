@@ -35,11 +35,11 @@ def new_run_id(as_of: dt.date) -> str:
 
 
 @task(name="load-reference", cache_policy=NO_CACHE)
-def load_reference(store, reference_dir: Path | None) -> ReferenceData | None:
+def load_reference(store, reference_dir: Path | None, is_dry_run: bool) -> ReferenceData | None:
     if reference_dir is None:
         return None
     reference = read_reference_dir(reference_dir)
-    if store is not None:
+    if store is not None and not is_dry_run:
         store.upsert_reference(reference.products, reference.provider_accounts)
     return reference
 
@@ -124,7 +124,7 @@ def provision_orders(
     folder = Path(out_dir or settings.out_dir) / run_id
     store = wiring.build_store(settings, is_dry_run=dry_run)
     try:
-        reference = load_reference(store, reference_path)
+        reference = load_reference(store, reference_path, dry_run)
         ingest, line_issues = read_orders([Path(item) for item in files], settings)
         for warning in ingest.warnings:
             logger.warning(warning)

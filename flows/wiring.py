@@ -18,7 +18,11 @@ def build_store(settings: Settings, *, is_dry_run: bool) -> SqlStore | None:
     url = settings.db_url.get_secret_value()
     if is_dry_run and sqlite_file_missing(url):
         return None
-    return SqlStore(url, create_schema=not is_dry_run)
+    store = SqlStore(url, create_schema=not is_dry_run)
+    if is_dry_run and not store.has_schema():
+        store.dispose()
+        return None
+    return store
 
 
 def build_providers(settings: Settings, needed: set[str]) -> dict[str, Provider]:

@@ -20,8 +20,8 @@ from rich.console import Console
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Batch provisioning of D365 sales orders.")
 reference_app = typer.Typer(no_args_is_help=True, help="Reference data: product catalog and provider account mappings.")
 app.add_typer(reference_app, name="reference")
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 EXIT_OK, EXIT_FILE_REJECTED, EXIT_NOT_RUN = 0, 1, 2
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, event, func, select, update
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam, insert, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -101,6 +101,9 @@ class SqlStore:
             # a write lock from the first statement: two runs serialise their stages
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    def has_schema(self) -> bool:
+        return inspect(self.engine).has_table("runs")
+
     def _insert(self, table):
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
@@ -157,7 +160,9 @@ class SqlStore:
         parts = [self._frame(connection, statement.where(column.in_(values[start:start + 5000])))
                  for start in range(0, len(values), 5000)]
         parts = [part for part in parts if not part.empty]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if not parts:
+            return pd.DataFrame(columns=[column.name for column in statement.selected_columns])
+        return pd.concat(parts, ignore_index=True)
 
     def _matching_identifiers(self, connection: Connection, lines: pd.DataFrame) -> pd.DataFrame:
         """Every stored identifier of every stored line that shares an identifier with this run.
