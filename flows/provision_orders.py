@@ -23,7 +23,8 @@ from w365etl import provisioning
 from w365etl.adapters.reports_csv import write_csv
 from w365etl.adapters.reports_xlsx import write_workbook
 from w365etl.domain.validation import validate_line_values
-from w365etl.ingest import IngestResult, issues_per_line, read_order_files
+from w365etl.adapters.order_files import read_order_files
+from w365etl.ingest import IngestResult, issues_per_line
 from w365etl.plan import Plan, StoredState, build_plan, empty_state
 from w365etl.reference import ReferenceData, read_reference_dir
 from w365etl.settings import Settings, load_settings
@@ -48,7 +49,7 @@ def load_reference(store, reference_dir: Path | None, is_dry_run: bool) -> Refer
 def read_orders(paths: list[Path], settings: Settings) -> tuple[IngestResult, pd.DataFrame]:
     ingest = read_order_files(paths, number_locale=settings.number_locale, date_order=settings.date_order)
     parse_issues = issues_per_line(ingest)
-    value_issues = validate_line_values(ingest.lines, parse_issues)
+    value_issues = validate_line_values(ingest.lines, parse_issues, ingest.headers)
     line_issues = provisioning.combined_line_issues(parse_issues, value_issues)
     return ingest, line_issues
 

@@ -140,5 +140,6 @@ class ValidLineValues(pa.DataFrameModel):
 
     @pa.dataframe_check(name="product_given")
     def _product_given(cls, df: pd.DataFrame) -> pd.Series:
-        """At least one of product number / product name has a value."""
-        return df["product_number"].notna() | df["product_name"].notna()
+        """At least one of product number / product name has a value (a write-in line has
+        neither by nature: it is reported as WRITE_IN_PRODUCT, not as a missing product)."""
+        return df["product_number"].notna() | df["product_name"].notna() | df["write_in_product"].notna()

@@ -42,3 +42,11 @@ def decimals_to_text(values: pd.Series) -> pd.Series:
 
 def empty_decimals(index: pd.Index, arrow_type: pa.DataType) -> pd.Series:
     return pd.Series(pa.nulls(len(index), type=arrow_type), index=index, dtype=pd.ArrowDtype(arrow_type))
+
+
+def units_to_text(units: pd.Series) -> pd.Series:
+    """Exact text of quantities held as int64 10⁻⁵ units (12300000 → "123")."""
+    units = units.astype("Int64")
+    scale = 10**QUANTITY_SCALE
+    fraction = (units % scale).astype("string").str.zfill(QUANTITY_SCALE).str.rstrip("0")
+    return (units // scale).astype("string") + ("." + fraction).where(fraction != "", "")

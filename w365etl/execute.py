@@ -12,8 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from w365etl.amounts import decimals_to_text
-from w365etl.domain.rules import QUANTITY_SCALE
+from w365etl.amounts import decimals_to_text, units_to_text
 from w365etl.ports import PROVISION_RESULT_COLUMNS, Provider, Store
 
 BATCH_SIZE = 50_000
@@ -39,10 +38,6 @@ def check_providers_configured(provider_codes: set[str], adapters: Mapping[str, 
 
 def provision_requests(planned: pd.DataFrame) -> pd.DataFrame:
     """The frame a provider receives: one row per planned line, exact text quantities."""
-    after_units = planned["quantity_after_units"].astype("Int64")
-    whole = after_units // 10**QUANTITY_SCALE
-    fraction = (after_units % 10**QUANTITY_SCALE).astype("string").str.zfill(QUANTITY_SCALE).str.rstrip("0")
-    quantity_after = whole.astype("string") + ("." + fraction).where(fraction != "", "")
     return pd.DataFrame({
         "line_pk": planned["line_pk"].astype("int64"),
         "line_key": planned["line_key"],
@@ -55,7 +50,7 @@ def provision_requests(planned: pd.DataFrame) -> pd.DataFrame:
         "product_number": planned["catalog_product_number"],
         "provider_sku": planned["catalog_provider_sku"],
         "quantity": decimals_to_text(planned["quantity"]),
-        "quantity_after": quantity_after,
+        "quantity_after": units_to_text(planned["quantity_after_units"]),
         "price_per_unit": decimals_to_text(planned["price_per_unit"]),
         "extended_amount": decimals_to_text(planned["extended_amount"]),
         "target_subscription_pk": planned["target_subscription_pk"],

@@ -268,37 +268,68 @@ def issue_codes(result: Plan, line_index: int | None = None) -> list[str]:
 
 def stored_state_after(result: Plan, stored: StoredState, *, status: str = "provisioned",
                        first_pk: int = 1000) -> StoredState:
-    """The stored state a real run would leave behind after provisioning every planned line of
-    ``result``: line records (status, content signature) and every identifier, the run's new
-    customers (``pk:<n>``) and its new contracts, with contract/customer keys renumbered."""
-    planned = result.lines[result.lines["bucket"] == "planned"].copy()
-    planned["line_pk"] = range(first_pk, first_pk + len(planned))
+    """The stored state a real run leaves behind when every planned line of ``result`` ends
+    ``status`` (default: the provider accepted it), as the SQL store persists a plan:
+
+    * a line record for every line new to the store (status = its bucket, planned → ``status``;
+      lines already provisioned are not touched) and every identifier it was seen with
+      (an identifier is stored once: the first line that has it keeps it);
+    * every customer first seen in the run (``new:…`` keys become ``pk:<n>``), and a CRM id
+      learned for a stored customer that had none;
+    * the run's new contracts, Active, created on the as-of date.
+    """
+    lines = result.lines.sort_values("line_index")
+    new_rows = lines[lines["stored_line_pk"].isna()].copy()
+    new_rows["line_pk"] = range(first_pk, first_pk + len(new_rows))
+    final_status = new_rows["bucket"].astype("string").replace({"planned": status})
     new_lines = pd.DataFrame({
-        "line_pk": planned["line_pk"].astype("int64"),
-        "status": pd.Series(status, index=planned.index, dtype="string"),
-        "content_signature": planned["content_signature"].astype("string"),
+        "line_pk": new_rows["line_pk"].astype("int64"),
+        "status": final_status.astype("string"),
+        "content_signature": new_rows["content_signature"].astype("string"),
     })
+    # a stored line that was not provisioned is updated in place (its new status)
+    updated = lines[lines["stored_line_pk"].notna() & (lines["bucket"] != "already_provisioned")]
+    old_lines = stored.lines.copy()
+    if not updated.empty:
+        new_status = updated.assign(s=updated["bucket"].astype("string").replace({"planned": status}))
+        by_pk = new_status.drop_duplicates("stored_line_pk").set_index("stored_line_pk")
+        touch = old_lines["line_pk"].isin(by_pk.index) & (old_lines["status"] != "provisioned")
+        old_lines.loc[touch, "status"] = old_lines.loc[touch, "line_pk"].map(by_pk["s"]).astype("string")
+        old_lines.loc[touch, "content_signature"] = old_lines.loc[touch, "line_pk"].map(
+            by_pk["content_signature"]).astype("string")
+    pk_of_row = lines["stored_line_pk"].astype("Int64").copy()
+    pk_of_row.loc[new_rows.index] = new_rows["line_pk"].astype("Int64")
     id_parts = []
     for level in ("guid", "number", "content"):
-        column = planned[f"key_{level}"]
+        column = lines[f"key_{level}"]
         present = column.notna()
         id_parts.append(pd.DataFrame({
-            "line_pk": planned.loc[present, "line_pk"].astype("int64"),
-            "level": pd.Series(level, index=planned.index[present], dtype="string"),
+            "line_pk": pk_of_row[present].astype("int64"),
+            "level": pd.Series(level, index=lines.index[present], dtype="string"),
             "identifier": column[present].astype("string"),
         }))
     identifiers = pd.concat([stored.line_identifiers, *id_parts], ignore_index=True)
     identifiers = identifiers.drop_duplicates("identifier")  # the store's unique identifier
 
-    # customers first seen in the run get a pk
-    existing_pks = stored.customers["customer_pk"]
+    # customers first seen in the run get a pk; a stored customer without CRM id learns one
+    old_customers = stored.customers.copy()
+    keyed = lines.dropna(subset=["customer_key"])
+    learned = keyed[keyed["customer_key"].str.startswith("pk:") & keyed["customer_id"].notna()]
+    learned = learned.drop_duplicates("customer_key")
+    learned_pk = learned["customer_key"].str.removeprefix("pk:").astype("int64")
+    learned_id = pd.Series(learned["customer_id"].to_numpy(), index=learned_pk.to_numpy())
+    learn = old_customers["customer_pk"].isin(learned_id.index) & old_customers["crm_customer_id"].isna()
+    old_customers.loc[learn, "crm_customer_id"] = old_customers.loc[learn, "customer_pk"].map(learned_id).astype("string")
+    existing_pks = old_customers["customer_pk"]
     next_pk = int(existing_pks.max()) + 1 if len(existing_pks) else 1
-    new_keys = sorted(k for k in planned["customer_key"].dropna().unique() if str(k).startswith("new:"))
+    new_keyed = keyed[keyed["customer_key"].str.startswith("new:")]
+    first_id = new_keyed.groupby("customer_key")["customer_id"].first()
+    first_seen = new_keyed.drop_duplicates("customer_key").set_index("customer_key")
+    new_keys = list(first_seen.index)
     pk_of = {key: next_pk + i for i, key in enumerate(new_keys)}
-    first_seen = planned.drop_duplicates("customer_key").set_index("customer_key")
     new_customers = pd.DataFrame({
         "customer_pk": pd.Series([pk_of[k] for k in new_keys], dtype="int64"),
-        "crm_customer_id": pd.Series([first_seen.loc[k, "customer_id"] for k in new_keys], dtype="string"),
+        "crm_customer_id": pd.Series([first_id.get(k) for k in new_keys], dtype="object").astype("string"),
         "customer_name": pd.Series([first_seen.loc[k, "customer_name"] for k in new_keys], dtype="string"),
         "name_key": pd.Series([first_seen.loc[k, "customer_name_key"] for k in new_keys], dtype="string"),
     })
@@ -323,9 +354,9 @@ def stored_state_after(result: Plan, stored: StoredState, *, status: str = "prov
     })
     return dataclasses.replace(
         stored,
-        lines=_concat(stored.lines, new_lines),
+        lines=_concat(old_lines, new_lines),
         line_identifiers=identifiers.reset_index(drop=True),
-        customers=_concat(stored.customers, new_customers),
+        customers=_concat(old_customers, new_customers),
         contracts=_concat(stored.contracts, new_contracts),
     )
 

@@ -13,7 +13,8 @@ import pytest
 
 from schemas.sales_orders import NormalisedLines
 from w365etl.amounts import MONEY_DTYPE, QUANTITY_DTYPE
-from w365etl.ingest import IngestResult, issues_per_line, read_order_files
+from w365etl.adapters.order_files import read_order_files
+from w365etl.ingest import IngestResult, issues_per_line
 from w365etl.ingest.result import FILE_ISSUE_COLUMNS, ISSUE_COLUMNS, LINE_COLUMNS
 
 GUID_1 = "AB6A0BBB-2B76-EF11-A671-000D3A8F0001"
@@ -480,3 +481,106 @@ def test_a_workbook_with_only_unrelated_sheets_is_rejected(tmp_path: Path) -> No
     path = workbook(tmp_path / "notes.xlsx", {"Notes": [["a", "b"], [1, 2]]})
     result = read_order_files([path])
     assert result.file_issues["reason_code"].tolist() == ["FILE_REJECTED"]
+
+
+# --------------------------------------------------------------------------------------------
+# more join cases
+
+
+def test_every_lines_sheet_of_a_workbook_joins_with_its_orders_sheet(tmp_path: Path) -> None:
+    path = workbook(
+        tmp_path / "two-lines.xlsx",
+        {"Orders": ORDERS_ROWS, "Lines A": LINES_ROWS[:2], "Lines B": [LINES_ROWS[0], LINES_ROWS[3]]},
+    )
+    result = read_order_files([str(path)])  # a path given as text works too
+    assert result.lines["sheet_name"].tolist() == ["Lines A", "Lines B"]
+    assert result.lines["customer_name"].tolist() == ["Contoso", "Fabrikam"]
+    assert result.lines["line_index"].tolist() == [0, 1]
+    assert not result.warnings
+
+
+def test_a_workbook_with_its_own_orders_sheet_ignores_standalone_orders_files(tmp_path: Path) -> None:
+    standalone = write(tmp_path, "orders.csv", "Order ID,Customer,Currency,Status\nSO-1,Someone Else,GBP,Active\n")
+    loose = write(tmp_path, "lines.csv", "Order ID,Product,Quantity,Price Per Unit\nSO-1,E3,1,1\n")
+    book = workbook(tmp_path / "book.xlsx", {"Orders": ORDERS_ROWS, "Order Lines": LINES_ROWS})
+    result = read_order_files([standalone, loose, book])
+    from_book = result.lines[result.lines["file_path"] == str(book)]
+    from_csv = result.lines[result.lines["file_path"] == str(loose)]
+    assert from_book["customer_name"].tolist() == ["Contoso", "Contoso", "Fabrikam"]
+    assert from_csv["customer_name"].tolist() == ["Someone Else"]
+
+
+def test_line_fields_fall_back_to_the_orders_table_when_only_it_has_them(tmp_path: Path) -> None:
+    orders = write(
+        tmp_path, "orders.csv", "Order ID,Customer,Currency,Status,Fulfill Order\nSO-1,Contoso,USD,Active,No\n"
+    )
+    lines = write(tmp_path, "lines.csv", "Order ID,Product,Quantity,Price Per Unit\nSO-1,E3,1,1\nSO-1,E5,1,1\n")
+    result = read_order_files([orders, lines])
+    assert result.lines["fulfill_order"].tolist() == [False, False]
+
+
+def test_a_repeated_order_uses_its_first_row_and_warns(tmp_path: Path) -> None:
+    orders = write(
+        tmp_path,
+        "orders.csv",
+        "Order ID,Customer,Currency,Status\nSO-1,Contoso,USD,Active\nSO-1,Contoso Copy,USD,Active\n",
+    )
+    lines = write(tmp_path, "lines.csv", "Order ID,Product,Quantity,Price Per Unit\nSO-1,E3,1,1\n")
+    result = read_order_files([orders, lines])
+    assert result.lines["customer_name"].tolist() == ["Contoso"]
+    assert result.lines["order_row_number"].tolist() == [2]
+    assert any("more than once" in warning for warning in result.warnings)
+
+
+def test_orders_row_issue_from_a_csv_expands_to_each_line(tmp_path: Path) -> None:
+    orders = write(tmp_path, "orders.csv", "Order ID,Customer,Currency,Status\nSO-1,Contoso,Dollar,Active\n")
+    lines = write(tmp_path, "lines.csv", "Order ID,Product,Quantity,Price Per Unit\nSO-1,E3,1,1\nSO-1,E5,1,1\n")
+    result = read_order_files([orders, lines])
+    assert len(result.issues) == 1
+    issue = result.issues.iloc[0]
+    assert pd.isna(issue["line_index"]) and pd.isna(issue["sheet"])
+    assert (issue["file"], issue["row"], issue["column"], issue["value"]) == (str(orders), 2, "Currency", "Dollar")
+    expanded = issues_per_line(result)
+    assert expanded["line_index"].tolist() == [0, 1]
+    assert set(expanded["file"]) == {str(orders)}
+
+
+def test_a_blank_order_number_on_a_line_cannot_be_matched(tmp_path: Path) -> None:
+    orders = write(tmp_path, "orders.csv", "Order ID,Customer,Currency,Status\nSO-1,Contoso,USD,Active\n")
+    lines = write(tmp_path, "lines.csv", "Order ID,Product,Quantity,Price Per Unit\n,E3,1,1\n")
+    result = read_order_files([orders, lines])
+    issue = result.issues.iloc[0]
+    assert (issue["reason_code"], issue["field"], issue["line_index"]) == ("INVALID_VALUE", "order_number", 0)
+    assert "blank" in issue["message"]
+
+
+def test_a_csv_with_blank_lines_before_its_header_counts_rows_from_the_top(tmp_path: Path) -> None:
+    result = read_order_files([write(tmp_path, "late.csv", "\n\n" + FLAT_CSV)])
+    assert result.lines["row_number"].tolist() == [4, 5, 6]
+
+
+def test_an_xlsx_orders_only_workbook_is_a_standalone_orders_file(tmp_path: Path) -> None:
+    book = workbook(tmp_path / "orders.xlsx", {"Orders": ORDERS_ROWS})
+    lines = write(
+        tmp_path, "lines.csv", f"(Do Not Modify) Order,Product,Quantity,Price Per Unit\n{ORDER_GUID_2.lower()},E3,1,1\n"
+    )
+    result = read_order_files([lines, book])
+    assert result.lines["order_number"].tolist() == ["SO-2"]
+    assert result.lines["order_sheet_name"].tolist() == ["Orders"]
+    # SO-1 has no lines: ignored with a warning
+    assert any("SO-1" in warning for warning in result.warnings)
+    # SO-2's bad payment terms are reported on its orders row
+    assert result.issues[["field", "sheet", "row"]].values.tolist() == [["payment_terms", "Orders", 3]]
+
+
+def test_a_flat_export_beside_an_orders_lines_pair_stays_flat(tmp_path: Path) -> None:
+    """SPEC §2.1: layouts come from the headers; a flat file carries its own order columns."""
+    flat = write(tmp_path, "flat.csv", FLAT_CSV)
+    orders = write(tmp_path, "orders.csv", "ordernumber,customeridname,isocurrencycode,statecode\nSO-9,Litware,USD,0\n")
+    lines = write(tmp_path, "lines.csv", "ordernumber,productnumber,quantity,priceperunit\nSO-9,CFQ7TTC0LH18,2,6\n")
+    result = read_order_files([flat, orders, lines])
+    layouts = {Path(record.path).name: record.layout for record in result.files}
+    assert layouts == {"flat.csv": "flat", "orders.csv": "header_lines", "lines.csv": "header_lines"}
+    assert result.issues.empty
+    assert sorted(result.lines["order_number"]) == ["SO-1", "SO-1", "SO-2", "SO-9"]
+    assert result.lines.loc[result.lines["order_number"] == "SO-9", "customer_name"].tolist() == ["Litware"]

@@ -10,7 +10,7 @@ import pytest
 
 from schemas.sales_orders import NormalisedLines, ValidLineValues
 from w365etl.domain.validation import validate_line_values
-from w365etl.ingest import read_order_files
+from w365etl.adapters.order_files import read_order_files
 from w365etl.ingest.result import ISSUE_COLUMNS
 
 HEADER = "Order ID,Customer,Currency,Status,Product ID,Product Name,Quantity,Price Per Unit,Billing Frequency\n"
@@ -39,7 +39,7 @@ def test_r9_quantity_not_above_zero_is_invalid_quantity(tmp_path: Path, quantity
     assert found[["reason_code", "field", "row", "column"]].values.tolist() == [
         ["INVALID_QUANTITY", "quantity", 2, "Quantity"]
     ]
-    assert found.loc[0, "message"] == f"Quantity '{quantity.rstrip('0') if '.' in quantity else quantity}' must be greater than 0."
+    assert found.loc[0, "message"] == f"Quantity '{quantity.rstrip('0') if '.' in quantity else quantity}' must be greater than 0"
 
 
 def test_r9_missing_required_value_is_invalid_value_naming_the_column(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_r9_missing_required_value_is_invalid_value_naming_the_column(tmp_path: 
         "Customer",
         0,
     )
-    assert issue["message"] == "Customer is blank; it is required."
+    assert issue["message"] == "Customer is blank; it is required"
 
 
 def test_r9_a_line_needs_a_product_number_or_a_product_name(tmp_path: Path) -> None:
@@ -125,3 +125,9 @@ def test_normalised_lines_rejects_object_text_columns(tmp_path: Path) -> None:
     broken = result.lines.assign(customer_name=result.lines["customer_name"].astype(object))
     with pytest.raises(pa.errors.SchemaError):
         NormalisedLines.validate(broken)
+
+
+def test_a_frame_that_breaks_the_contract_is_a_bug_not_bad_data(tmp_path: Path) -> None:
+    result = read(tmp_path, "SO-1,Contoso,USD,Active,P1,,0,1,\n")
+    with pytest.raises(pa.errors.SchemaErrors):
+        validate_line_values(result.lines.drop(columns="currency_code"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from w365etl.amounts import decimals_to_text
 from w365etl.reasons import ReasonCode
 
 ISSUE_COLUMNS = ["line_index", "reason_code", "field", "value", "message"]
@@ -38,10 +39,12 @@ def issues_for(
     if selected.empty:
         return empty_issues()
     if value is None:
-        value_text = (
-            selected[field].astype("string") if field and field in selected.columns
-            else pd.Series(pd.NA, index=selected.index, dtype="string")
-        )
+        if field and field in selected.columns and isinstance(selected[field].dtype, pd.ArrowDtype):
+            value_text = decimals_to_text(selected[field])  # "2.5", not "2.50000"
+        elif field and field in selected.columns:
+            value_text = selected[field].astype("string")
+        else:
+            value_text = pd.Series(pd.NA, index=selected.index, dtype="string")
     else:
         value_text = value.loc[selected.index].astype("string")
     if isinstance(message, str):

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from w365etl.amounts import AMOUNT_TOLERANCE, MONEY_TYPE, QUANTITY_SCALE
+from w365etl.amounts import AMOUNT_TOLERANCE, MONEY_TYPE, QUANTITY_SCALE, decimals_to_text, units_to_text
 from w365etl.domain.issues import concat_issues, issues_for
 from w365etl.domain.keys import find_duplicate_lines
 from w365etl.reasons import ReasonCode
@@ -175,8 +175,8 @@ def _amount_problems(lines: pd.DataFrame) -> pd.DataFrame:
     tolerance = pa.scalar(AMOUNT_TOLERANCE, pa.decimal128(3, 2))
     mismatch = pd.Series(pc.greater(difference, tolerance), index=lines.index, dtype="boolean").fillna(False)
     mismatch &= lines["price_per_unit"].notna() & lines["quantity"].notna()
-    computed_text = pd.Series(pc.cast(pc.round(computed, 2), pa.string()), index=lines.index, dtype="string")
-    message = ("Extended Amount " + lines["extended_amount"].astype("string") +
+    computed_text = decimals_to_text(pd.Series(computed, index=lines.index, dtype=pd.ArrowDtype(computed.type)))
+    message = ("Extended Amount " + decimals_to_text(lines["extended_amount"]) +
                " differs from quantity × (price − volume discount) − manual discount + tax = " +
                computed_text)
     return issues_for(lines, mismatch.astype(bool), ReasonCode.AMOUNT_MISMATCH, "extended_amount", message)
@@ -225,9 +225,7 @@ def bound_problems(lines: pd.DataFrame, mask: pd.Series, total_units: pd.Series)
     high = lines["catalog_max_quantity"].astype("Int64") * scale
     too_low = mask & (total_units < low).fillna(False)
     too_high = mask & (total_units > high).fillna(False)
-    total_text = (total_units // scale).astype("string")
-    exact = (total_units % scale == 0).fillna(True)
-    total_text = total_text.where(exact, (total_units / scale).astype("string"))
+    total_text = units_to_text(total_units)
     message_low = "Quantity " + total_text + " is below the product's minimum " + lines["catalog_min_quantity"].astype("string")
     message_high = "Quantity " + total_text + " is above the product's maximum " + lines["catalog_max_quantity"].astype("string")
     return concat_issues([

@@ -41,9 +41,12 @@ def validate_line_values(
     try:
         ValidLineValues.validate(lines, lazy=True)
         return issues_frame()
-    except pa.errors.SchemaErrors as errors:
+    except pa.errors.SchemaErrors as caught:
+        errors = caught
         cases = errors.failure_cases
-    cases = cases[cases["index"].notna()]
+    if cases["index"].isna().any():
+        # A missing column or a wrong dtype is a bug upstream, not bad data: say so loudly.
+        raise errors
     if cases.empty:
         return issues_frame()
 
@@ -127,19 +130,19 @@ def _issue_rows(found: pd.DataFrame, lines: pd.DataFrame, headers: Mapping[str, 
         shown = table_key[where].map({key: _header(headers, key, name) for key in table_key[where].unique()})
         column[where] = shown
         if check == _PRODUCT_CHECK:
-            message[where] = "Neither " + shown + " has a value: the line needs a product number or a product name."
+            message[where] = "Neither " + shown + " has a value: the line needs a product number or a product name"
             continue
         if check == _NOT_NULL:
-            message[where] = shown + " is blank; it is required."
+            message[where] = shown + " is blank; it is required"
             continue
         cells = rows.loc[where, OUTPUT_COLUMN[name]]
         text = decimals_to_text(cells) if isinstance(cells.dtype, pd.ArrowDtype) else cells.astype("str")
         text = text.fillna("").astype("str")
         value[where] = text
         if name == "quantity":
-            message[where] = shown + " '" + text + "' must be greater than 0."
+            message[where] = shown + " '" + text + "' must be greater than 0"
         else:
-            message[where] = shown + " '" + text + "' is not " + _allowed(name) + "."
+            message[where] = shown + " '" + text + "' is not " + _allowed(name)
     return pd.DataFrame(
         {
             "line_index": rows["line_index"].astype("Int64"),

@@ -29,7 +29,7 @@ from w365etl.ingest.headers import (
     accepted_spellings,
     match_headers,
 )
-from w365etl.ingest.order_files import RawTable
+from w365etl.ingest.tables import RawTable
 from w365etl.ingest.result import LINE_COLUMNS, ISSUE_COLUMNS
 from w365etl.ingest.values import FIELD_PARSERS, Parsed, empty_column, parse_field, why_bad
 from w365etl.reasons import ReasonCode
@@ -39,6 +39,8 @@ HEADER_LINES = "header_lines"
 
 #: A worksheet needs this many known columns (or a quantity column) to be read.
 MIN_KNOWN_COLUMNS = 3
+#: Orders without lines are listed one by one up to this many, then counted.
+MAX_ORPHAN_WARNINGS = 100
 
 
 @dataclass
@@ -117,6 +119,11 @@ class Table:
         )
 
 
+def _constant(value: str | None, n: int) -> pd.Series:
+    """A text column holding one value (NA for None), built without a Python list."""
+    return pd.Series(np.nan if value is None else value, index=pd.RangeIndex(n), dtype="str")
+
+
 # ---------------------------------------------------------------------------------------------
 # required columns
 
@@ -174,10 +181,10 @@ class OrdersPool:
             }
             columns.update(
                 {
-                    "order_file_path": pd.Series([table.raw.file_path] * n, dtype="str"),
-                    "order_sheet_name": pd.Series([table.raw.sheet_name] * n, dtype="str"),
+                    "order_file_path": _constant(table.raw.file_path, n),
+                    "order_sheet_name": _constant(table.raw.sheet_name, n),
                     "order_row_number": pd.Series(table.raw.row_numbers, dtype="int64"),
-                    "order_table_key": pd.Series([table.key] * n, dtype="str"),
+                    "order_table_key": _constant(table.key, n),
                     "_table": np.full(n, position, dtype=np.int64),
                     "_row": np.arange(n, dtype=np.int64),
                 }
@@ -198,8 +205,8 @@ class OrdersPool:
             repeated = present & ~first
             for row in np.flatnonzero(repeated)[:20]:
                 self.warnings.append(
-                    f"Order {FIELDS[name].label} '{keys.iloc[row]}' appears more than once in the orders "
-                    f"table ({self._where(row)}); the first one is used."
+                    f"{FIELDS[name].label} '{keys.iloc[row]}' appears more than once in the orders table "
+                    f"({self._where(row)}); the first row with it is used."
                 )
             rows = np.flatnonzero(first)
             self._keys[name] = (pd.Index(keys.iloc[rows].to_numpy(dtype=object)), rows)
@@ -225,7 +232,8 @@ class OrdersPool:
     def orphan_warnings(self) -> list[str]:
         """Orders with no lines in this run: ignored, with a warning (SPEC §2.1)."""
         found = []
-        for row in np.flatnonzero(~self.matched):
+        orphans = np.flatnonzero(~self.matched)
+        for row in orphans[:MAX_ORPHAN_WARNINGS]:
             number = self.frame["order_number"].iloc[row] if "order_number" in self.frame else None
             if not isinstance(number, str):
                 ident = self.frame["order_id"].iloc[row] if "order_id" in self.frame else None
@@ -233,6 +241,8 @@ class OrdersPool:
             else:
                 label = f"'{number}'"
             found.append(f"Order {label} ({self._where(row)}) has no lines in this run; it is ignored.")
+        if len(orphans) > MAX_ORPHAN_WARNINGS:
+            found.append(f"… and {len(orphans) - MAX_ORPHAN_WARNINGS} more orders with no lines in this run; ignored.")
         return found
 
 
@@ -272,10 +282,10 @@ def build_lines(plan: Plan, offset: int) -> tuple[pd.DataFrame, list[pd.DataFram
     index = pd.RangeIndex(n)
     line_index = np.arange(offset, offset + n, dtype=np.int64)
     raw = table.raw
-    own_file = pd.Series([raw.file_path] * n, dtype="str")
-    own_sheet = pd.Series([raw.sheet_name] * n, dtype="str")
+    own_file = _constant(raw.file_path, n)
+    own_sheet = _constant(raw.sheet_name, n)
     own_rows = pd.Series(raw.row_numbers, dtype="int64")
-    own_key = pd.Series([table.key] * n, dtype="str")
+    own_key = _constant(table.key, n)
     columns: dict[str, pd.Series] = {
         "line_index": pd.Series(line_index, dtype="int64"),
         "file_path": own_file,
@@ -286,8 +296,8 @@ def build_lines(plan: Plan, offset: int) -> tuple[pd.DataFrame, list[pd.DataFram
         "order_row_number": own_rows,
         "table_key": own_key,
         "order_table_key": own_key,
-        "layout": pd.Series([plan.layout] * n, dtype="str"),
-        "dialect": pd.Series([table.match.dialect] * n, dtype="str"),
+        "layout": _constant(plan.layout, n),
+        "dialect": _constant(table.match.dialect, n),
     }
     issues: list[pd.DataFrame] = []
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from schemas.sales_orders import NormalisedLines
 from w365etl.ingest.headers import FIELDS
 from w365etl.ingest.layouts import (
     FLAT,
@@ -26,7 +27,7 @@ from w365etl.ingest.layouts import (
     missing_fields,
     missing_message,
 )
-from w365etl.ingest.order_files import FileRejected, read_file
+from w365etl.ingest.tables import FileRejected, OrderFileReader
 from w365etl.ingest.result import FileRecord, IngestResult, empty_lines, file_issues_frame, issues_frame
 from w365etl.ingest.values import DATE_ORDERS, number_format
 from w365etl.reasons import ReasonCode
@@ -56,8 +57,9 @@ class _FileState:
 
 
 class _Run:
-    def __init__(self, number_locale: str) -> None:
+    def __init__(self, number_locale: str, read_file: OrderFileReader) -> None:
         self.number_locale = number_locale
+        self.read_file = read_file
         self.warnings: list[str] = []
         self.file_issues: list[dict[str, object]] = []
 
@@ -88,7 +90,7 @@ class _Run:
     def load(self, path: Path) -> _FileState:
         state = _FileState(str(path))
         try:
-            content = read_file(path, number_locale=self.number_locale)
+            content = self.read_file(path, number_locale=self.number_locale)
         except FileRejected as error:
             state.sha256 = error.sha256
             self.reject(state, ReasonCode.FILE_REJECTED, str(error))
@@ -138,6 +140,12 @@ class _Run:
             self.reject(state, ReasonCode.MISSING_COLUMN, message, sheet=table.raw.sheet_name, column=column)
             return
         pool = OrdersPool(orders) if orders else run_pool
+        # a lines table carrying its own order columns is a flat export, even when another
+        # file of the run is a standalone orders table: it joins with nothing
+        if not orders and pool is not None and not missing_fields(
+            set().union(*(table.fields for table in lines))
+        ):
+            pool = None
         state.layout = FLAT if pool is None else HEADER_LINES
         plans = []
         for table in lines:
@@ -159,7 +167,8 @@ class _Run:
 
 
 def read_order_files(
-    paths: Sequence[Path | str], *, number_locale: str = "en-US", date_order: str = "MDY"
+    paths: Sequence[Path | str], *, read_file: OrderFileReader, number_locale: str = "en-US",
+    date_order: str = "MDY",
 ) -> IngestResult:
     """Read, join and parse the order files of one run (SPEC §2.1).
 
@@ -170,7 +179,7 @@ def read_order_files(
     number_format(number_locale)
     if date_order not in DATE_ORDERS:
         raise ValueError(f"unknown date order {date_order!r}; expected one of {', '.join(DATE_ORDERS)}")
-    run = _Run(number_locale)
+    run = _Run(number_locale, read_file)
     states = [run.load(Path(path)) for path in paths]
 
     readable = [state for state in states if state.ok]
@@ -206,9 +215,7 @@ def read_order_files(
             for table in state.tables:
                 headers[table.key] = dict(table.match.headers)
 
-    from schemas.sales_orders import NormalisedLines  # the stage's invariant: the output contract
-
-    lines = NormalisedLines.validate(lines)
+    lines = NormalisedLines.validate(lines)  # the stage's invariant: its output contract
     return IngestResult(
         lines=lines,
         issues=issues_frame(issue_frames),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from w365etl.amounts import decimals_to_text
+from w365etl.amounts import decimals_to_text, units_to_text
 from w365etl.domain import outcomes
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.report.cells import Sheet
@@ -17,13 +17,6 @@ SHEET_NAMES = (
     "Summary", "Fulfilled Orders", "Billing Contracts", "Subscriptions", "One-Time Charges",
     "Needs Provider Mapping", "Exceptions", "Manual Tasks",
 )
-
-
-def _units_text(units: pd.Series) -> pd.Series:
-    units = units.astype("Int64")
-    whole = (units // 100_000).astype("string")
-    fraction = (units % 100_000).astype("string").str.zfill(5).str.rstrip("0")
-    return whole + ("." + fraction).where(fraction != "", "")
 
 
 def summary_rows(summary: dict) -> pd.DataFrame:
@@ -112,8 +105,8 @@ def build_sheets(
         "product_name": subs["catalog_product_name"], "provider": subs["effective_provider_code"],
         "provider_subscription_id": subs.get("provider_subscription_id_result", pd.Series(pd.NA, index=subs.index)),
         "quantity": decimals_to_text(subs["quantity"]),
-        "quantity_before": _units_text(subs["quantity_before_units"]),
-        "quantity_after": _units_text(subs["quantity_after_units"]),
+        "quantity_before": units_to_text(subs["quantity_before_units"]),
+        "quantity_after": units_to_text(subs["quantity_after_units"]),
         "price_per_unit": decimals_to_text(subs["price_per_unit"]),
         "provisioning_unit": subs["effective_provisioning_unit"], "term": subs["effective_term_duration"],
         "start_date": as_of,

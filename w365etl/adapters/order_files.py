@@ -1,6 +1,6 @@
 """Reading order files (SPEC §2.1): CSV and xlsx into tables of cell text.
 
-This is the only part of ingest that touches bytes. Every cell becomes text exactly as a
+This adapter is the only part of ingest that touches bytes (and the only one importing openpyxl). Every cell becomes text exactly as a
 person would read it, so that parsing (``values.py``) is the same for CSV and Excel:
 
 * CSV: UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252; comma, semicolon or tab,
@@ -24,58 +24,18 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from w365etl.ingest.tables import FileContent, FileRejected, RawTable
 from w365etl.ingest.values import number_format
 
 _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 _ZIP_MAGIC = b"PK\x03\x04"
 _CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls and encrypted workbooks
-
-
-class FileRejected(Exception):
-    """The file cannot be read at all; the message is one line for a person."""
-
-    def __init__(self, message: str, sha256: str | None = None) -> None:
-        message = " ".join(message.split())
-        if message and not message.endswith("."):
-            message += "."
-        super().__init__(message[:1].upper() + message[1:])
-        self.sha256 = sha256
-
-
-@dataclass
-class RawTable:
-    """One table of cell text: a CSV file or one worksheet."""
-
-    file_path: str
-    sheet_name: str | None
-    #: header texts as they appear in the file, in column order.
-    headers: list[str]
-    #: cell text, columns 0..n-1 in header order; "" for an empty cell.
-    cells: pd.DataFrame
-    #: spreadsheet row (CSV line) of each data row, header row included in the count.
-    row_numbers: np.ndarray
-    header_row: int = 1
-
-    @property
-    def key(self) -> str:
-        return self.file_path if self.sheet_name is None else f"{self.file_path}#{self.sheet_name}"
-
-
-@dataclass
-class FileContent:
-    path: str
-    sha256: str
-    kind: str  # "csv" | "xlsx"
-    tables: list[RawTable] = field(default_factory=list)
-    #: sheets not read, with why (hidden, empty); unrelated sheets are judged later.
-    skipped: list[str] = field(default_factory=list)
 
 
 def read_file(path: Path, *, number_locale: str = "en-US") -> FileContent:
@@ -91,7 +51,7 @@ def read_file(path: Path, *, number_locale: str = "en-US") -> FileContent:
         raise FileRejected(f"the file cannot be opened ({error.strerror or error})") from None
     sha256 = hashlib.sha256(data).hexdigest()
     content = FileContent(name, sha256, "csv")
-    if not data.strip():
+    if not data or (len(data) < 65536 and not data.strip()):
         raise FileRejected("the file is empty", sha256)
     suffix = Path(path).suffix.lower()
     try:
@@ -155,14 +115,17 @@ def _read_csv(name: str, data: bytes) -> RawTable:
     if "\x00" in text:
         raise FileRejected("not a CSV text file (it contains binary data)")
     # Leading blank lines: the header is the first line with something on it.
-    lines = text.splitlines(keepends=True)
-    skipped = 0
-    while skipped < len(lines) and not lines[skipped].strip(" \t\r\n,;"):
-        skipped += 1
-    if skipped == len(lines):
-        raise FileRejected("no header row (the file has no data)")
-    body = "".join(lines[skipped:]) if skipped else text
-    delimiter = _sniff_delimiter(lines[skipped])
+    start = skipped = 0
+    while True:
+        end = text.find("\n", start)
+        first_line = text[start:] if end < 0 else text[start : end + 1]
+        if first_line.strip(" \t\r\n,;"):
+            break
+        if end < 0:
+            raise FileRejected("the file is empty (no header row)")
+        start, skipped = end + 1, skipped + 1
+    body = text[start:] if start else text
+    delimiter = _sniff_delimiter(first_line)
     try:
         frame = pd.read_csv(
             io.StringIO(body),
@@ -318,3 +281,10 @@ def cell_text(value: object, decimal_mark: str = ".") -> str:
     if isinstance(value, dt.timedelta):
         return str(value)
     return str(value)
+
+
+def read_order_files(paths, *, number_locale: str = "en-US", date_order: str = "MDY"):
+    """Read a run's order files from disk: the core's ``read_order_files`` with this reader."""
+    from w365etl.ingest.read import read_order_files as normalise
+
+    return normalise(paths, read_file=read_file, number_locale=number_locale, date_order=date_order)

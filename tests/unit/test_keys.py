@@ -1,0 +1,211 @@
+"""R6 — a line's identifiers (guid, number, content) and matching rows to stored lines."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.unit import factories as f
+from w365etl.domain import keys
+from w365etl.domain.rules import resolve_products
+
+SEP = "\x1f"
+G1 = "11111111-1111-1111-1111-111111111111"
+G2 = "22222222-2222-2222-2222-222222222222"
+
+
+def _keyed(*rows) -> pd.DataFrame:
+    return keys.add_line_identifiers(f.lines_frame(rows))
+
+
+def _ids(frame: pd.DataFrame, position: int) -> dict[str, str]:
+    row = frame.iloc[position]
+    return {level: row[f"key_{level}"] for level in keys.LEVELS if pd.notna(row[f"key_{level}"])}
+
+
+def _stored(*lines: tuple[int, dict[str, str]]) -> pd.DataFrame:
+    return f.stored_lines(*({"line_pk": pk, "identifiers": ids, "content_signature": "x"} for pk, ids in lines))[1]
+
+
+# --------------------------------------------------------------------------------------------
+# the identifiers of a line
+
+
+def test_r6_a_line_with_a_guid_is_keyed_by_it_and_also_gets_its_weaker_identifiers():
+    frame = _keyed(f.line(line_id=G1, line_number=3))
+
+    assert frame["key_guid"].tolist() == [f"guid{SEP}{G1}"]
+    assert frame["key_number"].tolist() == [f"number{SEP}SO-1{SEP}3"]
+    assert frame["key_content"].tolist() == [f"content{SEP}SO-1{SEP}{f.M365}{SEP}Monthly{SEP}1"]
+    assert frame["line_key"].tolist() == [G1]
+
+
+def test_r6_without_a_guid_the_key_is_order_number_and_line_number():
+    frame = _keyed(f.line(line_number=3))
+
+    assert frame["key_guid"].isna().all()
+    assert frame["line_key"].tolist() == ["SO-1 | 3"]
+
+
+def test_r6_without_guid_or_number_the_key_is_order_product_unit_and_occurrence():
+    frame = _keyed(
+        f.line(line_number=None), f.line(line_number=None), f.line(line_number=None, unit=None),
+        f.line(line_number=None, product_number=None, product_name="Premier Support"),
+        f.line(order_number="SO-2", line_number=None),
+    )
+
+    assert frame["key_number"].isna().all()
+    assert frame["line_key"].tolist() == [
+        f"SO-1 | {f.M365} | Monthly | 1", f"SO-1 | {f.M365} | Monthly | 2", f"SO-1 | {f.M365} |  | 1",
+        "SO-1 | Premier Support | Monthly | 1", f"SO-2 | {f.M365} | Monthly | 1",
+    ]
+
+
+def test_r6_the_content_key_uses_the_product_number_when_given_and_the_unit_cell_as_given():
+    frame = _keyed(f.line(line_number=None, product_name="Whatever", unit="monthly"))
+
+    assert frame["key_content"].tolist() == [f"content{SEP}SO-1{SEP}{f.M365}{SEP}monthly{SEP}1"]
+
+
+def test_r6_occurrence_follows_input_order_so_a_reexport_gets_the_same_keys():
+    rows = [f.line(line_number=None, quantity=str(q)) for q in (1, 2, 3)]
+    first = _keyed(*rows)
+    again = _keyed(*rows)
+
+    assert first["key_content"].tolist() == again["key_content"].tolist()
+    assert first["key_content"].str.endswith(("1", "2", "3")).all()
+    assert first["key_content"].nunique() == 3
+
+
+def test_r6_a_line_without_order_number_or_guid_has_a_row_label_and_no_content_key():
+    frame = _keyed(f.line(order_number=None, line_number=None))
+
+    assert frame["key_content"].isna().all()
+    assert frame["line_key"].tolist() == ["row orders.csv:2"]
+
+
+# --------------------------------------------------------------------------------------------
+# in-run duplicates
+
+
+def test_r6_duplicates_are_flagged_on_every_copy_of_a_guid_or_an_order_and_line_number():
+    frame = _keyed(
+        f.line(line_id=G1, line_number=1), f.line(line_id=G1, line_number=2),       # same guid
+        f.line(order_number="SO-2", line_number=1), f.line(order_number="SO-2", line_number=1),  # same number
+        f.line(order_number="SO-3", line_number=1), f.line(order_number="SO-4", line_number=1),
+        f.line(order_number="SO-5", line_number=None), f.line(order_number="SO-5", line_number=None),
+    )
+
+    assert keys.find_duplicate_lines(frame).tolist() == [True, True, True, True, False, False, False, False]
+
+
+# --------------------------------------------------------------------------------------------
+# matching rows to stored lines: the strongest identifier both sides have
+
+
+def test_r6_a_row_matches_a_stored_line_on_its_guid():
+    stored_frame = _keyed(f.line(line_id=G1, line_number=1))
+    stored = _stored((40, _ids(stored_frame, 0)))
+
+    rows = _keyed(f.line(line_id=G1, line_number=9, quantity="7"))  # same guid, other number
+
+    assert keys.match_stored_lines(rows, stored).tolist() == [40]
+
+
+def test_r6_a_later_row_without_guid_but_with_the_same_number_matches():
+    stored = _stored((40, _ids(_keyed(f.line(line_id=G1, line_number=1)), 0)))
+
+    rows = _keyed(f.line(line_number=1))
+
+    assert keys.match_stored_lines(rows, stored).tolist() == [40]
+
+
+def test_r6_a_row_with_a_different_guid_but_the_same_number_does_not_match():
+    stored = _stored((40, _ids(_keyed(f.line(line_id=G1, line_number=1)), 0)))
+
+    rows = _keyed(f.line(line_id=G2, line_number=1))
+
+    assert keys.match_stored_lines(rows, stored).isna().all()
+
+
+def test_r6_a_row_without_guid_with_another_number_but_the_same_content_does_not_match():
+    stored = _stored((40, _ids(_keyed(f.line(line_id=G1, line_number=1)), 0)))
+
+    rows = _keyed(f.line(line_number=2))
+
+    assert keys.match_stored_lines(rows, stored).isna().all()
+
+
+def test_r6_a_row_with_a_guid_matches_a_line_stored_without_one_by_number():
+    stored = _stored((40, _ids(_keyed(f.line(line_number=1)), 0)))
+
+    rows = _keyed(f.line(line_id=G1, line_number=1), f.line(line_id=G2, line_number=2))
+
+    assert keys.match_stored_lines(rows, stored).tolist() == [40, pd.NA]
+
+
+def test_r6_rows_with_content_only_match_on_content_with_occurrence():
+    stored_frame = _keyed(f.line(line_number=None), f.line(line_number=None))
+    stored = _stored((40, _ids(stored_frame, 0)), (41, _ids(stored_frame, 1)))
+
+    rows = _keyed(f.line(line_number=None), f.line(line_number=None), f.line(line_number=None))
+
+    assert keys.match_stored_lines(rows, stored).tolist() == [40, 41, pd.NA]
+
+
+def test_r6_a_stored_guid_only_line_is_matched_by_content_from_a_row_without_guid_or_number():
+    # strongest identifier both have is content: they agree there
+    stored = _stored((40, _ids(_keyed(f.line(line_id=G1, line_number=None)), 0)))
+
+    rows = _keyed(f.line(line_number=None))
+
+    assert keys.match_stored_lines(rows, stored).tolist() == [40]
+
+
+def test_r6_no_stored_identifiers_means_no_match():
+    rows = _keyed(f.line(line_id=G1))
+
+    assert keys.match_stored_lines(rows, f.stored_lines()[1]).isna().all()
+
+
+def test_r6_matching_keeps_the_row_index_of_the_input():
+    stored = _stored((40, _ids(_keyed(f.line(line_id=G1)), 0)))
+    rows = _keyed(f.line(line_id=G2, line_number=2), f.line(line_id=G1)).set_index(pd.Index([10, 20]))
+
+    matched = keys.match_stored_lines(rows, stored)
+
+    assert matched.index.tolist() == [10, 20]
+    assert matched.tolist() == [pd.NA, 40]
+
+
+# --------------------------------------------------------------------------------------------
+# the content that must not change once provisioned
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ({"quantity": "5", "price_per_unit": "10.5"}, {"quantity": "5.00000", "price_per_unit": "10.500000"}, True),
+    ({"quantity": "5"}, {"quantity": "6"}, False),
+    ({"price_per_unit": "10"}, {"price_per_unit": "10.01"}, False),
+    ({"product_number": f.M365}, {"product_number": f.LICENCE}, False),
+    ({"product_number": f.M365, "tax": "1"}, {"product_number": f.M365, "tax": "2"}, True),
+])
+def test_r6_the_content_signature_is_product_quantity_and_price(a, b, same):
+    frame = resolve_products(_keyed(f.line(**a), f.line(**b)), f.products())
+    signature = keys.line_content_signature(frame)
+
+    assert (signature.iloc[0] == signature.iloc[1]) is same
+
+
+def test_r6_the_content_signature_names_the_catalog_product_found_by_name():
+    frame = resolve_products(_keyed(f.line(product_number=None, product_name="Premier Support", quantity="2")),
+                             f.products())
+
+    assert keys.line_content_signature(frame).tolist() == [f"{f.SUPPORT}|2|10"]
+
+
+def test_r6_identifiers_long_lists_every_identifier_a_line_has():
+    frame = _keyed(f.line(line_id=G1), f.line(line_number=None)).assign(ref=[1, 2])
+
+    long = keys.identifiers_long(frame, "ref")
+
+    assert sorted(zip(long["ref"], long["level"])) == [(1, "content"), (1, "guid"), (1, "number"), (2, "content")]
