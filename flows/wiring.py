@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from w365etl.adapters.providers.fake import FakeProvider
 from w365etl.adapters.providers.manual import manual_provider, record_provider
 from w365etl.adapters.store_sql import SqlStore, StoreUnavailable, sqlite_file_missing
 from w365etl.execute import ProviderNotConfigured
@@ -9,7 +10,7 @@ from w365etl.ports import Provider
 from w365etl.settings import Settings
 
 #: adapters that ship with this version; live and sandbox Partner Center come with their issue
-AVAILABLE_ADAPTERS = ("manual", "record")
+AVAILABLE_ADAPTERS = ("manual", "record", "fake")
 
 
 def build_store(settings: Settings, *, is_dry_run: bool) -> SqlStore | None:
@@ -38,6 +39,8 @@ def build_providers(settings: Settings, needed: set[str]) -> dict[str, Provider]
             providers[code] = manual_provider(code)
         elif configured.adapter == "record":
             providers[code] = record_provider(code)
+        elif configured.adapter == "fake":
+            providers[code] = FakeProvider(code, configured.kind, frozenset(configured.fake_refused_products))
         else:
             raise ProviderNotConfigured(
                 f"provider {code}: adapter '{configured.adapter}' is not available in this version "

@@ -54,7 +54,7 @@ def provision_requests(planned: pd.DataFrame) -> pd.DataFrame:
         "price_per_unit": decimals_to_text(planned["price_per_unit"]),
         "extended_amount": decimals_to_text(planned["extended_amount"]),
         "target_subscription_pk": planned["target_subscription_pk"],
-        "provider_subscription_id": planned.get("target_provider_subscription_id", pd.Series(pd.NA, index=planned.index)),
+        "provider_subscription_id": planned["target_provider_subscription_id"],
         "term_duration": planned["effective_term_duration"],
         "billing_frequency": planned["effective_billing_frequency"],
         "provisioning_unit": planned["effective_provisioning_unit"],

@@ -40,6 +40,8 @@ class ProviderSettings(BaseModel):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     api_base_url: str = "https://api.partnercenter.microsoft.com"
+    #: adapter ``fake`` only (tests and demonstrations): product numbers it refuses
+    fake_refused_products: list[str] = Field(default_factory=list)
 
 
 def _default_providers() -> dict[str, ProviderSettings]:

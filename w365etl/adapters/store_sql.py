@@ -277,8 +277,10 @@ class SqlStore:
                 for row in new.itertuples():
                     if not pd.isna(row.crm):
                         pks[row.customer_key] = by_id[row.crm]
-            for row, key in zip(without_id, new[new["crm"].isna()]["customer_key"]):
-                pks[key] = connection.execute(insert(t.Customer).returning(t.Customer.customer_pk), row).scalar_one()
+            if without_id:
+                result = connection.execute(
+                    insert(t.Customer).returning(t.Customer.customer_pk, sort_by_parameter_order=True), without_id)
+                pks.update(zip(new[new["crm"].isna()]["customer_key"], result.scalars().all()))
         return pks
 
     def _insert_contracts(self, connection: Connection, run_id: str, new_contracts: pd.DataFrame,

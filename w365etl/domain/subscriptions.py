@@ -34,6 +34,7 @@ def plan_line_actions(lines: pd.DataFrame, subscriptions: pd.DataFrame) -> tuple
     out["target_subscription_pk"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
     out["quantity_before_units"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
     out["quantity_after_units"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    out["target_provider_subscription_id"] = pd.Series(pd.NA, index=out.index, dtype="string")
     if not existing.any():
         return out, concat_issues([])
 
@@ -51,10 +52,12 @@ def plan_line_actions(lines: pd.DataFrame, subscriptions: pd.DataFrame) -> tuple
         index=out.index,
     ).loc[existing].astype("string")
     found = wanted.reset_index().merge(
-        stored[_MATCH + ["subscription_pk", "quantity"]].astype({column: "string" for column in _MATCH}),
+        stored[_MATCH + ["subscription_pk", "quantity", "provider_subscription_id"]].astype(
+            {column: "string" for column in _MATCH}),
         on=_MATCH, how="left",
     ).set_index("index")
     out.loc[found.index, "target_subscription_pk"] = found["subscription_pk"].astype("Int64")
+    out.loc[found.index, "target_provider_subscription_id"] = found["provider_subscription_id"].astype("string")
     missing = existing & out["target_subscription_pk"].isna()
     issues = [issues_for(out, missing, ReasonCode.EXISTING_SUBSCRIPTION_NOT_FOUND, "provision_as",
                          "No active subscription of " + out["catalog_product_number"].astype("string")

@@ -1,0 +1,60 @@
+"""A provider that refuses lines (SPEC §5 ``failed``, ``PROVIDER_ERROR``): nothing lost, retried next run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from tests.support.exports import line, write_flat_csv, write_reference
+from w365etl.adapters import tables as t
+from w365etl.adapters.providers import fake
+
+AS_OF = dt.date(2026, 11, 29)
+TENANT = "0b7f5c2e-1d6a-4c55-9c1e-5d2b8f3a9e01"
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def test_a_refused_line_fails_its_order_then_goes_through_on_the_next_run(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("W365_DB_URL", db_url)
+    monkeypatch.setenv("W365_PROVIDERS__PARTNER_CENTER__ADAPTER", "fake")
+    monkeypatch.setenv("W365_PROVIDERS__PARTNER_CENTER__FAKE_REFUSED_PRODUCTS", '["M365-BP-A"]')
+    fake.purchases.clear()
+    from flows.provision_orders import provision_orders
+
+    reference = write_reference(tmp_path / "ref", [("Contoso", TENANT), ("Fabrikam", TENANT)])
+    orders = write_flat_csv(tmp_path / "orders.csv", [
+        line("SO-1", "Contoso", "M365-BB-M", "10", "6.00", number=1),
+        line("SO-2", "Fabrikam", "M365-BP-A", "5", "264.00", number=1, unit="Annual"),
+        line("SO-2", "Fabrikam", "SUP-STD-M", "1", "99", number=2),
+    ])
+    first = provision_orders(files=[str(orders)], reference_dir=str(reference), out_dir=str(tmp_path / "out"),
+                             as_of=AS_OF)
+    assert first["lines"]["failed"] == 1 and first["lines"]["provisioned"] == 2
+    assert first["orders"]["failed"] == 1
+    assert first["orders"]["fulfilled"] == 1
+    assert first["exceptions_by_reason"] == {"PROVIDER_ERROR": 1}
+    # the refusal (800002) travels to the exception report with the provider's message
+    exceptions = pd.read_csv(Path(first["report_folder"]) / "exceptions.csv", dtype=str)
+    assert exceptions.loc[0, "value"] == fake.REFUSAL_CODE
+    assert fake.REFUSAL_MESSAGE in exceptions.loc[0, "message"]
+
+    monkeypatch.setenv("W365_PROVIDERS__PARTNER_CENTER__FAKE_REFUSED_PRODUCTS", "[]")
+    second = provision_orders(files=[str(orders)], out_dir=str(tmp_path / "out"), as_of=AS_OF)
+    assert second["lines"]["provisioned"] == 1  # the failed line, retried
+    assert second["lines"]["already_provisioned"] == 2
+    assert second["orders"]["fulfilled"] == 1 and second["orders"]["already_fulfilled"] == 1
+    assert sorted(fake.purchases["partner_center"]) == ["SO-1 | 1", "SO-2 | 1"]  # each bought once
+
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        subscriptions = connection.execute(select(func.count()).select_from(t.Subscription)).scalar_one()
+        statuses = connection.execute(select(t.Line.status).order_by(t.Line.line_pk)).scalars().all()
+    engine.dispose()
+    assert subscriptions == 3
+    assert statuses == ["provisioned", "provisioned", "provisioned"]
