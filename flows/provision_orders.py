@@ -17,17 +17,22 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
 
 from flows import wiring
 from w365etl import provisioning
+from w365etl.adapters.order_files import read_order_files
 from w365etl.adapters.reports_csv import write_csv
 from w365etl.adapters.reports_xlsx import write_workbook
+from w365etl.adapters.store_sql import StoreUnavailable
 from w365etl.domain.validation import validate_line_values
-from w365etl.adapters.order_files import read_order_files
+from w365etl.execute import ProviderNotConfigured
 from w365etl.ingest import IngestResult, issues_per_line
 from w365etl.plan import Plan, StoredState, build_plan, empty_state
-from w365etl.reference import ReferenceData, read_reference_dir
-from w365etl.settings import Settings, load_settings
+from w365etl.reference import ReferenceData, ReferenceDataError, read_reference_dir
+from w365etl.settings import Settings, SettingsError, load_settings
+
+NOT_RUN_ERRORS = (SettingsError, StoreUnavailable, ProviderNotConfigured, ReferenceDataError)
 
 
 def new_run_id(as_of: dt.date) -> str:
@@ -36,13 +41,9 @@ def new_run_id(as_of: dt.date) -> str:
 
 
 @task(name="load-reference", cache_policy=NO_CACHE)
-def load_reference(store, reference_dir: Path | None, is_dry_run: bool) -> ReferenceData | None:
-    if reference_dir is None:
-        return None
-    reference = read_reference_dir(reference_dir)
-    if store is not None and not is_dry_run:
+def load_reference(store, reference: ReferenceData | None, is_dry_run: bool) -> None:
+    if reference is not None and store is not None and not is_dry_run:
         store.upsert_reference(reference.products, reference.provider_accounts)
-    return reference
 
 
 @task(name="read-orders", cache_policy=NO_CACHE)
@@ -66,9 +67,7 @@ def load_state(store, lines: pd.DataFrame, reference: ReferenceData | None, is_d
 @task(name="plan", cache_policy=NO_CACHE)
 def make_plan(lines: pd.DataFrame, line_issues: pd.DataFrame, state: StoredState, settings: Settings,
               as_of: dt.date) -> Plan:
-    plan = build_plan(lines, line_issues, state, provisioning.plan_options(settings, as_of))
-    provisioning.ensure_providers(plan, settings)
-    return plan
+    return build_plan(lines, line_issues, state, provisioning.plan_options(settings, as_of))
 
 
 @task(name="persist-plan", cache_policy=NO_CACHE)
@@ -118,19 +117,25 @@ def provision_orders(
     """Provision exported D365 sales orders (SPEC §1): validate, hold, contract, provision,
     fulfil, report. Returns ``summary.json``'s content plus ``report_folder``."""
     logger = get_run_logger()
-    settings = load_settings(Path(config_file) if config_file else None)
+    try:
+        settings = load_settings(Path(config_file) if config_file else None)
+        reference_path = Path(reference_dir) if reference_dir else settings.reference_dir
+        reference = read_reference_dir(reference_path) if reference_path else None
+        store = wiring.build_store(settings, is_dry_run=dry_run)
+    except NOT_RUN_ERRORS as error:
+        return _not_run(logger, error)
     as_of_date = as_of or dt.date.today()
     run_id = new_run_id(as_of_date)
-    reference_path = Path(reference_dir) if reference_dir else settings.reference_dir
     folder = Path(out_dir or settings.out_dir) / run_id
-    store = wiring.build_store(settings, is_dry_run=dry_run)
     try:
-        reference = load_reference(store, reference_path, dry_run)
+        load_reference(store, reference, dry_run)
         ingest, line_issues = read_orders([Path(item) for item in files], settings)
         for warning in ingest.warnings:
             logger.warning(warning)
         state = load_state(store, ingest.lines, reference, dry_run)
         plan = make_plan(ingest.lines, line_issues, state, settings, as_of_date)
+        # SPEC §2.2: no silent default — stop before anything is stored or provisioned
+        provisioning.ensure_providers(plan, settings)
         planned = persist_plan(store, run_id, plan)
         results = provision(store, run_id, plan, planned, settings)
         lines, issues = provisioning.apply_results(plan, planned, results, keep_line_ids=store is not None)
@@ -142,6 +147,8 @@ def provision_orders(
             provider_modes=wiring.provider_modes(settings), is_dry_run=dry_run,
         )
         write_reports(store, run_id, outputs, folder, files_records, settings.report_max_rows)
+    except NOT_RUN_ERRORS as error:
+        return _not_run(logger, error)
     finally:
         if store is not None:
             store.dispose()
@@ -150,6 +157,18 @@ def provision_orders(
     create_markdown_artifact(key="provisioning-summary", markdown=_markdown(summary, folder),
                              description="w365etl run summary")
     return summary | {"report_folder": str(folder)}
+
+
+def _not_run(logger, error: Exception) -> State:
+    """Infrastructure or configuration that stops a run before it provisions anything: the
+    flow run ends Failed with one clear line (no traceback) and the CLI exits 2."""
+    message = str(error)
+    logger.error(message)
+    return Failed(message=message, data=NotRun(message))
+
+
+class NotRun(Exception):
+    """Nothing was run (exit status 2); the message says why and which setting to change."""
 
 
 def _markdown(summary: dict, folder: Path) -> str:

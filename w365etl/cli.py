@@ -77,21 +77,16 @@ def run(
 
     configure_prefect_environment()
     from flows.provision_orders import provision_orders
-    from w365etl.adapters.store_sql import StoreUnavailable
-    from w365etl.execute import ProviderNotConfigured
     from w365etl.provisioning import summary_text
-    from w365etl.reference import ReferenceDataError
-    from w365etl.settings import SettingsError
 
-    try:
-        summary = provision_orders(
-            files=[str(path) for path in files], reference_dir=str(reference) if reference else None,
-            out_dir=str(out_dir) if out_dir else None, as_of=as_of_date, dry_run=dry_run,
-            config_file=str(config) if config else None,
-        )
-    except (StoreUnavailable, ProviderNotConfigured, ReferenceDataError, SettingsError) as error:
-        _fail(str(error))
-        return
+    state = provision_orders(
+        files=[str(path) for path in files], reference_dir=str(reference) if reference else None,
+        out_dir=str(out_dir) if out_dir else None, as_of=as_of_date, dry_run=dry_run,
+        config_file=str(config) if config else None, return_state=True,
+    )
+    if not state.is_completed():
+        _fail(state.message or "the run failed")
+    summary = state.result()
     out.print(summary_text(summary, Path(summary["report_folder"])), highlight=False)
     if any(item["status"] == "rejected" for item in summary["files"]):
         raise typer.Exit(EXIT_FILE_REJECTED)

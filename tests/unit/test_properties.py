@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from decimal import Decimal
 
 import pandas as pd
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.unit import factories as f
@@ -25,7 +26,8 @@ from w365etl.provisioning import apply_results, planned_for_dry_run
 from w365etl.reasons import HOLD_CODES, SKIP_CODES
 from w365etl.report.build import build_needs_provider_mapping, build_summary
 
-PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("NOSHRINK") else None)
 
 CUSTOMERS = [("Contoso Ltd", None), ("Contoso Ltd", "id-a"), ("contoso  LTD", None), ("Fabrikam", "id-b"),
              ("Fabrikam", None), ("Northwind", None)]
@@ -163,8 +165,9 @@ def test_every_line_and_every_order_lands_in_exactly_one_bucket(run, accepted):
     assert not rejected_codes.isin(held_codes | {str(c) for c in SKIP_CODES}).any()
     # the bucket reason is the row of a held or skipped line
     for bucket in ("held", "skipped"):
-        reasons = lines.loc[lines["bucket"] == bucket].set_index("line_index")["bucket_reason"]
-        assert (codes.reindex(reasons.index) == reasons).all()
+        reasons = lines.loc[lines["bucket"] == bucket].set_index("line_index")["bucket_reason"].sort_index()
+        own_rows = codes[codes.index.isin(reasons.index)].sort_index()
+        assert own_rows.tolist() == reasons.tolist()
 
 
 # --------------------------------------------------------------------------------------------
