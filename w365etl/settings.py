@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ProviderKind = Literal["automatic", "manual"]
@@ -131,16 +131,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         settings = Settings(**file_values)
         cli_values = {key: value for key, value in overrides.items() if value is not None}
         if cli_values:
-            settings = settings.model_copy(update=_validated(cli_values))
+            # validated field by field: re-running the settings sources would let the
+            # environment win over an explicit command-line option
+            checked = {key: TypeAdapter(Settings.model_fields[key].annotation).validate_python(value)
+                       for key, value in cli_values.items()}
+            settings = settings.model_copy(update=checked)
     except ValidationError as error:
         raise SettingsError(_describe_validation_error(error)) from None
     return settings
-
-
-def _validated(values: dict[str, Any]) -> dict[str, Any]:
-    # model_copy(update=…) skips validation; run each value through the field's type.
-    checked = Settings(**values)
-    return {key: getattr(checked, key) for key in values}
 
 
 def _describe_validation_error(error: ValidationError) -> str:
