@@ -108,3 +108,23 @@ def test_a_dry_run_of_sample_data_reports_what_a_real_run_does(run_sample, db_ur
                 "customers_needing_provider_mapping"):
         assert dry[key] == real[key], key
     assert dry["notices"][0].startswith("DRY RUN")
+
+
+def test_the_flow_runs_one_task_per_stage_and_leaves_a_markdown_summary(run_sample):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
+
+    summary = run_sample()
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["provisioning-summary"])))
+        flow_runs = client.read_flow_runs()
+        latest = max(flow_runs, key=lambda run: run.created)
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [latest.id]}))
+    assert any(summary["run_id"] in (artifact.data or "") for artifact in artifacts)
+    assert latest.name and latest.state.is_completed()
+    # per stage, never per row: 66 lines, a handful of task runs
+    assert sorted({run.name.rsplit("-", 1)[0] for run in task_runs}) == [
+        "fulfil-orders", "load-reference", "load-state", "persist-plan", "plan", "provision", "read-orders",
+        "write-reports"]
+    assert len(task_runs) == 8

@@ -27,7 +27,7 @@ from w365etl.reasons import HOLD_CODES, SKIP_CODES
 from w365etl.report.build import build_needs_provider_mapping, build_summary
 
 PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                    phases=[Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("NOSHRINK") else None)
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("NOSHRINK") else tuple(Phase))
 
 CUSTOMERS = [("Contoso Ltd", None), ("Contoso Ltd", "id-a"), ("contoso  LTD", None), ("Fabrikam", "id-b"),
              ("Fabrikam", None), ("Northwind", None)]
