@@ -38,7 +38,7 @@ def test_a_refused_line_fails_its_order_then_goes_through_on_the_next_run(db_url
     assert first["lines"]["failed"] == 1 and first["lines"]["provisioned"] == 2
     assert first["orders"]["failed"] == 1
     assert first["orders"]["fulfilled"] == 1
-    assert first["exceptions_by_reason"] == {"PROVIDER_ERROR": 1}
+    assert {code: n for code, n in first["exceptions_by_reason"].items() if n} == {"PROVIDER_ERROR": 1}
     # the refusal (800002) travels to the exception report with the provider's message
     exceptions = pd.read_csv(Path(first["report_folder"]) / "exceptions.csv", dtype=str)
     assert exceptions.loc[0, "value"] == fake.REFUSAL_CODE

@@ -127,7 +127,8 @@ def test_r6_a_changed_quantity_after_provisioning_is_rejected(run, db_url, tmp_p
     ])
     second = run([changed])
     assert second["lines"]["rejected"] == 1
-    assert second["exceptions_by_reason"] == {"LINE_CHANGED_AFTER_PROVISIONING": 1}
+    assert {code: n for code, n in second["exceptions_by_reason"].items() if n} == {
+        "LINE_CHANGED_AFTER_PROVISIONING": 1}
     quantities = rows(db_url, select(t.Subscription.quantity).where(t.Subscription.product_number == "M365-BP-A"))
     assert [row[0] for row in quantities] == ["5"]
 

@@ -77,10 +77,15 @@ def resolve_customers(lines: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFr
 
 
 def customer_crm_ids(lines: pd.DataFrame, customers: pd.DataFrame) -> pd.Series:
-    """The CRM account id known for each line's customer: the line's own, else the stored one."""
+    """The CRM account id known for each line's customer: the line's own, else the stored one,
+    else the first one another line of the same customer carries in this run (what the store
+    learns from this run) — so every line of one customer finds the same provider mapping, in
+    this run and the next."""
     stored = customers.assign(customer_key="pk:" + customers["customer_pk"].astype("int64").astype("string"))
     known = lines["customer_key"].map(stored.set_index("customer_key")["crm_customer_id"])
-    return lines["customer_id"].astype("string").fillna(known.astype("string"))
+    own = lines["customer_id"].astype("string")
+    in_run = own.groupby(lines["customer_key"]).transform("first")
+    return own.fillna(known.astype("string")).fillna(in_run.astype("string"))
 
 
 def match_provider_accounts(

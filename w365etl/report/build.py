@@ -16,7 +16,7 @@ import pandas as pd
 
 from w365etl.domain import outcomes
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
-from w365etl.reasons import MAPPING_HOLD_CODES, severity_of, suggested_action_of
+from w365etl.reasons import MAPPING_HOLD_CODES, ReasonCode, severity_of, suggested_action_of
 
 EXCEPTION_COLUMNS = [
     "run_id", "severity", "reason_code", "file", "row", "sheet", "order_number", "line_key",
@@ -209,8 +209,11 @@ def build_summary(
             "updated": int(provisioned.loc[provisioned["action"] == INCREASE, "target_subscription_pk"].nunique()),
         },
         "one_time_charges": {"created": int((provisioned["action"] == CHARGE).sum())},
-        "exceptions_by_reason": {str(code): int(count) for code, count in
-                                 sorted(Counter(exceptions["reason_code"]).items())},
+        # every known code, zeros included, so the keys are the same from run to run
+        "exceptions_by_reason": {
+            code: int(count) for code, count in sorted(
+                ({str(reason): 0 for reason in ReasonCode} | dict(Counter(exceptions["reason_code"]))).items())
+        },
     }
     line_total = sum(summary["lines"][name] for name in outcomes.LINE_BUCKETS)
     order_total = sum(summary["orders"][name] for name in outcomes.ORDER_BUCKETS)

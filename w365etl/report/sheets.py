@@ -36,7 +36,8 @@ def summary_rows(summary: dict) -> pd.DataFrame:
         if item.get("unknown_columns"):
             rows.append(("Files", item["path"], "unknown columns ignored: " + ", ".join(item["unknown_columns"])))
     for code, count in summary["exceptions_by_reason"].items():
-        rows.append(("Exceptions", code, count))
+        if count:
+            rows.append(("Exceptions", code, count))
     return pd.DataFrame(rows, columns=["section", "item", "value"]).astype({"value": "string"})
 
 
