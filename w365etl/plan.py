@@ -39,6 +39,8 @@ class PlanOptions:
     contract_end_date: dt.date
     defaults: rules.LineDefaults
     provider_kinds: dict[str, str]
+    #: (provider code, provider customer id) pairs the provider said it does not know (R3)
+    invalid_accounts: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass
@@ -134,11 +136,14 @@ def build_plan(lines: pd.DataFrame, value_issues: pd.DataFrame, state: StoredSta
     problem_lines = frame["line_index"].isin(line_level["line_index"].astype("int64"))
     mapping_reason = pd.Series(pd.NA, index=frame.index, dtype="string")
     mapping_reason[unmapped] = str(ReasonCode.NEEDS_PROVIDER_MAPPING)
+    if options.invalid_accounts:
+        account = pd.Series(list(zip(frame["effective_provider_code"], frame["provider_customer_id"])), index=frame.index)
+        invalid = needs_account & ~ambiguous & ~unmapped & account.isin(options.invalid_accounts)
+        mapping_reason[invalid] = str(ReasonCode.PROVIDER_MAPPING_INVALID)
 
     decided = outcomes.assign_buckets(frame, skip_reason, is_already, problem_lines, mapping_reason)
     frame["bucket"] = decided["bucket"]
     frame["bucket_reason"] = decided["bucket_reason"]
-    frame["needs_mapping"] = unmapped & frame["bucket"].isin([outcomes.HELD])
     frame["mapping_reason"] = mapping_reason
 
     # exception rows: every problem of a rejected line; one row per skipped or held line
