@@ -66,8 +66,14 @@ def load_state(store, lines: pd.DataFrame, reference: ReferenceData | None, is_d
 
 @task(name="plan", cache_policy=NO_CACHE)
 def make_plan(lines: pd.DataFrame, line_issues: pd.DataFrame, state: StoredState, settings: Settings,
-              as_of: dt.date) -> Plan:
-    return build_plan(lines, line_issues, state, provisioning.plan_options(settings, as_of))
+              as_of: dt.date, invalid_accounts: frozenset = frozenset()) -> Plan:
+    options = provisioning.plan_options(settings, as_of, invalid_accounts)
+    return build_plan(lines, line_issues, state, options)
+
+
+@task(name="verify-provider-accounts", cache_policy=NO_CACHE)
+def verify_provider_accounts(plan: Plan, providers: dict) -> frozenset:
+    return provisioning.verify_provider_accounts(plan, providers)
 
 
 @task(name="persist-plan", cache_policy=NO_CACHE)
@@ -79,8 +85,7 @@ def persist_plan(store, run_id: str, plan: Plan) -> pd.DataFrame:
 
 
 @task(name="provision", cache_policy=NO_CACHE)
-def provision(store, run_id: str, plan: Plan, planned: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    providers = {} if store is None else wiring.build_providers(settings, set(planned["effective_provider_code"]))
+def provision(store, run_id: str, plan: Plan, planned: pd.DataFrame, providers: dict) -> pd.DataFrame:
     return provisioning.execute(run_id, plan, planned, providers, store)
 
 
@@ -126,6 +131,7 @@ def provision_orders(
         return _not_run(logger, error)
     as_of_date = as_of or dt.date.today()
     run_id = new_run_id(as_of_date)
+    providers: dict = {}
     folder = Path(out_dir or settings.out_dir) / run_id
     try:
         load_reference(store, reference, dry_run)
@@ -136,8 +142,15 @@ def provision_orders(
         plan = make_plan(ingest.lines, line_issues, state, settings, as_of_date)
         # SPEC §2.2: no silent default — stop before anything is stored or provisioned
         provisioning.ensure_providers(plan, settings)
+        if store is not None:
+            providers = wiring.build_providers(settings, provisioning.required_providers(plan),
+                                               store=store, run_id=run_id, state=state)
+            # R3: a mapped account the provider does not know holds its order like a missing one
+            invalid = verify_provider_accounts(plan, providers)
+            if invalid:
+                plan = make_plan(ingest.lines, line_issues, state, settings, as_of_date, invalid)
         planned = persist_plan(store, run_id, plan)
-        results = provision(store, run_id, plan, planned, settings)
+        results = provision(store, run_id, plan, planned, providers)
         lines, issues = provisioning.apply_results(plan, planned, results, keep_line_ids=store is not None)
         fulfilled = fulfil_orders(store, run_id, lines, as_of_date)
         files_records = [asdict(record) for record in ingest.files]
@@ -150,6 +163,8 @@ def provision_orders(
     except NOT_RUN_ERRORS as error:
         return _not_run(logger, error)
     finally:
+        for provider in providers.values():
+            provider.close()
         if store is not None:
             store.dispose()
     summary = outputs.summary

@@ -26,7 +26,8 @@ def build_store(settings: Settings, *, is_dry_run: bool) -> SqlStore | None:
     return store
 
 
-def build_providers(settings: Settings, needed: set[str]) -> dict[str, Provider]:
+def build_providers(settings: Settings, needed: set[str], *, store=None, run_id: str | None = None,
+                    state=None) -> dict[str, Provider]:
     """An adapter for every provider code the run needs (SPEC §2.2: chosen in settings)."""
     providers: dict[str, Provider] = {}
     for code in sorted(needed):
@@ -40,7 +41,8 @@ def build_providers(settings: Settings, needed: set[str]) -> dict[str, Provider]
         elif configured.adapter == "record":
             providers[code] = record_provider(code)
         elif configured.adapter == "fake":
-            providers[code] = FakeProvider(code, configured.kind, frozenset(configured.fake_refused_products))
+            providers[code] = FakeProvider(code, configured.kind, frozenset(configured.fake_refused_products),
+                                           frozenset(configured.fake_unknown_accounts))
         else:
             raise ProviderNotConfigured(
                 f"provider {code}: adapter '{configured.adapter}' is not available in this version "

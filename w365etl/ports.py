@@ -39,6 +39,25 @@ class Provider(Protocol):
         and message)."""
         ...
 
+    def verify_accounts(self, provider_customer_ids: list[str]) -> set[str]:
+        """The accounts this provider does not know (R3: their orders are held)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections, threads or servers the adapter holds."""
+        ...
+
+
+class SubmissionJournal(Protocol):
+    """Where an automatic provider adapter writes what it is about to do, before doing it."""
+
+    def start(self, provider_customer_id: str, request_id: str, friendly_names: list[str]) -> None: ...
+
+    def update(self, request_id: str, *, status: str, cart_id: str | None = None,
+               order_ids: list[str] | None = None) -> None: ...
+
+    def open_submissions(self, provider_customer_id: str) -> list[dict]: ...
+
 
 class Store(Protocol):
     """Storage of runs, reference data and everything provisioned (one transaction per call)."""
@@ -61,4 +80,3 @@ class Store(Protocol):
     def finish_run(self, run_id: str, summary: dict, files: list[dict], exceptions: pd.DataFrame,
                    outcomes: pd.DataFrame) -> None: ...
 
-    def report_tables(self, run_id: str) -> dict[str, pd.DataFrame]: ...

@@ -39,7 +39,8 @@ class RunOutputs:
     outcomes: pd.DataFrame
 
 
-def plan_options(settings: Settings, as_of: dt.date) -> PlanOptions:
+def plan_options(settings: Settings, as_of: dt.date,
+                 invalid_accounts: frozenset[tuple[str, str]] = frozenset()) -> PlanOptions:
     defaults = settings.defaults
     return PlanOptions(
         as_of=as_of,
@@ -51,6 +52,7 @@ def plan_options(settings: Settings, as_of: dt.date) -> PlanOptions:
             contract_product_type=defaults.contract_product_type,
         ),
         provider_kinds={code: provider.kind for code, provider in settings.providers.items()},
+        invalid_accounts=invalid_accounts,
     )
 
 
@@ -68,6 +70,17 @@ def with_reference(state: StoredState, reference: ReferenceData | None) -> Store
 def required_providers(plan: Plan) -> set[str]:
     planned = plan.lines[plan.lines["bucket"] == outcomes.PLANNED]
     return set(planned["effective_provider_code"].dropna())
+
+
+def verify_provider_accounts(plan: Plan, providers: dict[str, Provider]) -> frozenset[tuple[str, str]]:
+    """R3: ask each automatic provider whether it knows the accounts the planned lines use."""
+    planned = plan.lines[(plan.lines["bucket"] == outcomes.PLANNED) & plan.lines["provider_customer_id"].notna()]
+    invalid: set[tuple[str, str]] = set()
+    for code, accounts in planned.groupby("effective_provider_code")["provider_customer_id"]:
+        if code in providers:
+            unknown = providers[code].verify_accounts(sorted(set(accounts)))
+            invalid.update((code, account) for account in unknown)
+    return frozenset(invalid)
 
 
 def ensure_providers(plan: Plan, settings: Settings) -> None:

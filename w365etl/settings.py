@@ -42,6 +42,8 @@ class ProviderSettings(BaseModel):
     api_base_url: str = "https://api.partnercenter.microsoft.com"
     #: adapter ``fake`` only (tests and demonstrations): product numbers it refuses
     fake_refused_products: list[str] = Field(default_factory=list)
+    #: adapter ``fake`` only: provider customer ids it does not know
+    fake_unknown_accounts: list[str] = Field(default_factory=list)
 
 
 def _default_providers() -> dict[str, ProviderSettings]:

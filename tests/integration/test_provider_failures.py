@@ -58,3 +58,25 @@ def test_a_refused_line_fails_its_order_then_goes_through_on_the_next_run(db_url
     engine.dispose()
     assert subscriptions == 3
     assert statuses == ["provisioned", "provisioned", "provisioned"]
+
+
+def test_r3_a_mapped_account_the_provider_does_not_know_holds_the_order(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("W365_DB_URL", db_url)
+    monkeypatch.setenv("W365_PROVIDERS__PARTNER_CENTER__ADAPTER", "fake")
+    monkeypatch.setenv("W365_PROVIDERS__PARTNER_CENTER__FAKE_UNKNOWN_ACCOUNTS", f'["{TENANT}"]')
+    from flows.provision_orders import provision_orders
+
+    reference = write_reference(tmp_path / "ref", [("Contoso", TENANT), ("Fabrikam", "9a9a9a9a-0000-4000-8000-0000000000aa")])
+    orders = write_flat_csv(tmp_path / "orders.csv", [
+        line("SO-1", "Contoso", "M365-BB-M", "10", "6.00", number=1),
+        line("SO-1", "Contoso", "SUP-STD-M", "1", "99", number=2),
+        line("SO-2", "Fabrikam", "M365-BB-M", "2", "6.00", number=1),
+    ])
+    summary = provision_orders(files=[str(orders)], reference_dir=str(reference), out_dir=str(tmp_path / "out"),
+                               as_of=AS_OF)
+    assert summary["lines"]["held"] == 2 and summary["lines"]["provisioned"] == 1
+    assert summary["customers_needing_provider_mapping"] == 1
+    assert summary["exceptions_by_reason"]["PROVIDER_MAPPING_INVALID"] == 2
+    template = pd.read_csv(Path(summary["report_folder"]) / "needs_provider_mapping.csv", dtype=str)
+    assert template[["customer_name", "reason_code", "held_orders"]].values.tolist() == [
+        ["Contoso", "PROVIDER_MAPPING_INVALID", "SO-1"]]

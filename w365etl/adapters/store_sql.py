@@ -493,6 +493,49 @@ class SqlStore:
                 status="completed", finished_at=t.utc_now(), summary_json=json.dumps(summary, default=str)))
 
 
+class SqlSubmissionJournal:
+    """The ``SubmissionJournal`` port: each call commits at once, before the provider call it
+    precedes, so that a crash right after still leaves the trace a retry needs."""
+
+    def __init__(self, store: SqlStore, provider_code: str, run_id: str) -> None:
+        self.store = store
+        self.provider_code = provider_code
+        self.run_id = run_id
+
+    def start(self, provider_customer_id: str, request_id: str, friendly_names: list[str]) -> None:
+        with self.store.engine.begin() as connection:
+            connection.execute(insert(t.ProviderSubmission), [{
+                "provider_code": self.provider_code, "provider_customer_id": provider_customer_id,
+                "request_id": request_id, "friendly_names": json.dumps(sorted(friendly_names)),
+                "status": "started", "run_id": self.run_id}])
+
+    def update(self, request_id: str, *, status: str, cart_id: str | None = None,
+               order_ids: list[str] | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "updated_at": t.utc_now()}
+        if cart_id is not None:
+            values["cart_id"] = cart_id
+        if order_ids is not None:
+            values["order_ids"] = json.dumps(order_ids)
+        with self.store.engine.begin() as connection:
+            connection.execute(update(t.ProviderSubmission.__table__)
+                               .where(t.ProviderSubmission.request_id == request_id).values(values))
+
+    def open_submissions(self, provider_customer_id: str) -> list[dict[str, Any]]:
+        """Submissions of this customer that never reached a definitive end, oldest first."""
+        with self.store.engine.begin() as connection:
+            rows = connection.execute(
+                select(t.ProviderSubmission.request_id, t.ProviderSubmission.cart_id,
+                       t.ProviderSubmission.order_ids, t.ProviderSubmission.friendly_names,
+                       t.ProviderSubmission.status)
+                .where(t.ProviderSubmission.provider_code == self.provider_code,
+                       t.ProviderSubmission.provider_customer_id == provider_customer_id,
+                       t.ProviderSubmission.status.not_in(["completed", "failed"]))
+                .order_by(t.ProviderSubmission.submission_pk)).mappings().all()
+        return [dict(row) | {"friendly_names": json.loads(row["friendly_names"]),
+                             "order_ids": json.loads(row["order_ids"]) if row["order_ids"] else []}
+                for row in rows]
+
+
 def sqlite_file_missing(url: str) -> bool:
     """A dry run must not create the embedded database: is the SQLite file still absent?"""
     try:

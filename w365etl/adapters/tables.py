@@ -255,6 +255,27 @@ class OneTimeCharge(Base):
     run_id: Mapped[str] = mapped_column(String(40))
 
 
+class ProviderSubmission(Base):
+    """The journal of purchases at an automatic provider, written before every side effect.
+
+    A crashed or retried run finds here the request id and cart it used and reconciles with
+    the provider (by ``friendlyName``) before it ever creates a new cart.
+    """
+
+    __tablename__ = "provider_submissions"
+    submission_pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider_code: Mapped[str] = mapped_column(String(60))
+    provider_customer_id: Mapped[str] = mapped_column(String(200), index=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    cart_id: Mapped[str | None] = mapped_column(String(200))
+    order_ids: Mapped[str | None] = mapped_column(Text)
+    friendly_names: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    run_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
 class ExceptionRecord(Base):
     __tablename__ = "exceptions"
     exception_pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -21,11 +21,19 @@ REFUSAL_MESSAGE = "The catalog item is not available for this customer."
 
 
 class FakeProvider(Provider):
-    def __init__(self, code: str, kind: str = "automatic", refused_products: frozenset[str] = frozenset()) -> None:
+    def __init__(self, code: str, kind: str = "automatic", refused_products: frozenset[str] = frozenset(),
+                 unknown_accounts: frozenset[str] = frozenset()) -> None:
         self.code = code
         self.kind = kind
         self.adapter_name = "fake"
         self.refused_products = refused_products
+        self.unknown_accounts = unknown_accounts
+
+    def verify_accounts(self, provider_customer_ids: list[str]) -> set[str]:
+        return set(provider_customer_ids) & self.unknown_accounts
+
+    def close(self) -> None:
+        pass
 
     def provision(self, requests: pd.DataFrame) -> pd.DataFrame:
         refused = requests["product_number"].isin(self.refused_products).to_numpy()

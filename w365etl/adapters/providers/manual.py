@@ -19,6 +19,12 @@ class RecordingProvider:
         self.kind = kind
         self.adapter_name = adapter_name
 
+    def verify_accounts(self, provider_customer_ids: list[str]) -> set[str]:
+        return set()  # nobody to ask: every mapped account is taken as given
+
+    def close(self) -> None:
+        pass
+
     def provision(self, requests: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({
             "line_pk": requests["line_pk"].to_numpy(),
