@@ -118,6 +118,25 @@ def reference_load(
     out.print(f"loaded {products} product(s) and {accounts} provider account mapping(s) from {directory}")
 
 
+@app.command("generate-orders")
+def generate_orders_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the export and reference data into.")],
+    lines: Annotated[int, typer.Option("--lines", min=1, help="Rows of the main export (orders.csv).")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed writes the same files.")] = 0,
+) -> None:
+    """Write a realistic synthetic D365 export and what the SPEC says runs make of it.
+
+    OUT gets orders.csv, more_orders.csv, reference/, reference_all_mapped/, expected_summaries.json.
+    """
+    from w365etl.synthetic_orders import generate_orders, write_expected, write_export
+
+    export = generate_orders(lines, seed)
+    write_export(export, out_dir)
+    write_expected(export, out_dir / "expected_summaries.json")
+    out.print(f"wrote {export.orders.shape[0]} + {export.more_orders.shape[0]} order lines for "
+              f"{len(export.customers)} customers (seed {seed}) to {out_dir}")
+
+
 def main() -> None:
     try:
         app()

@@ -114,6 +114,10 @@ def build_plan(lines: pd.DataFrame, value_issues: pd.DataFrame, state: StoredSta
     ambiguous = (needs_account & accounts["is_ambiguous_mapping"]) | frame["is_ambiguous_customer"]
     unmapped = needs_account & ~ambiguous & frame["provider_customer_id"].isna()
 
+    amount_fields = {"quantity", "price_per_unit", "volume_discount", "manual_discount", "tax", "extended_amount"}
+    unreadable = value_issues.loc[value_issues["field"].isin(amount_fields), "line_index"].dropna()
+    frame["has_unreadable_amount"] = frame["line_index"].isin(unreadable.astype("int64"))
+
     frame, contracts_to_create, contract_issues = contract_rules.assign_contracts(
         frame, state.contracts, as_of=options.as_of, contract_end_date=options.contract_end_date
     )

@@ -175,6 +175,10 @@ def _amount_problems(lines: pd.DataFrame) -> pd.DataFrame:
     tolerance = pa.scalar(AMOUNT_TOLERANCE, pa.decimal128(3, 2))
     mismatch = pd.Series(pc.greater(difference, tolerance), index=lines.index, dtype="boolean").fillna(False)
     mismatch &= lines["price_per_unit"].notna() & lines["quantity"].notna()
+    # a cell that could not be read is its own INVALID_VALUE; taking it as 0 would invent a
+    # second problem (SPEC §2.1: never guessed)
+    if "has_unreadable_amount" in lines.columns:
+        mismatch &= ~lines["has_unreadable_amount"].astype(bool)
     computed_text = decimals_to_text(pd.Series(computed, index=lines.index, dtype=pd.ArrowDtype(computed.type)))
     message = ("Extended Amount " + decimals_to_text(lines["extended_amount"]) +
                " differs from quantity × (price − volume discount) − manual discount + tax = " +
