@@ -9,8 +9,8 @@ from w365etl.execute import ProviderNotConfigured
 from w365etl.ports import Provider
 from w365etl.settings import Settings
 
-#: adapters that ship with this version; live and sandbox Partner Center come with their issue
-AVAILABLE_ADAPTERS = ("manual", "record", "fake")
+#: the adapters this version ships
+AVAILABLE_ADAPTERS = ("live", "sandbox", "record", "manual", "fake")
 
 
 def build_store(settings: Settings, *, is_dry_run: bool) -> SqlStore | None:
@@ -43,12 +43,56 @@ def build_providers(settings: Settings, needed: set[str], *, store=None, run_id:
         elif configured.adapter == "fake":
             providers[code] = FakeProvider(code, configured.kind, frozenset(configured.fake_refused_products),
                                            frozenset(configured.fake_unknown_accounts))
+        elif configured.adapter in ("live", "sandbox"):
+            providers[code] = _partner_center(code, configured, store, run_id, state)
         else:
             raise ProviderNotConfigured(
                 f"provider {code}: adapter '{configured.adapter}' is not available in this version "
                 f"(available: {', '.join(AVAILABLE_ADAPTERS)}); set providers.{code}.adapter "
                 f"(W365_PROVIDERS__{code.upper()}__ADAPTER)")
     return providers
+
+
+def _partner_center(code: str, configured, store, run_id: str | None, state):
+    """Partner Center through its REST API: ``live`` (Entra ID credentials from settings, never a
+    fallback to the sandbox) or ``sandbox`` (the one at ``sandbox_url``, else one started here,
+    seeded with this database's catalog and provider account mappings)."""
+    from w365etl.adapters.partner_center import MsalTokenProvider, PartnerCenterClient, RateLimiter, SandboxTokenProvider
+    from w365etl.adapters.providers.partner_center import PartnerCenterProvider
+    from w365etl.adapters.store_sql import SqlSubmissionJournal
+
+    prefix = f"providers.{code}"
+    on_close = None
+    if configured.adapter == "live":
+        missing = [name for name in ("tenant_id", "client_id", "client_secret") if not getattr(configured, name)]
+        if missing:
+            raise ProviderNotConfigured(
+                f"provider {code} uses the live Partner Center API but " + ", ".join(
+                    f"{prefix}.{name} (W365_PROVIDERS__{code.upper()}__{name.upper()})" for name in missing)
+                + " is not set")
+        base_url = configured.api_base_url
+        tokens = MsalTokenProvider(configured.tenant_id, configured.client_id, configured.client_secret)
+    else:
+        base_url = configured.sandbox_url
+        if not base_url:
+            from w365etl.sandbox.partner_center import start_sandbox
+
+            customers = {}
+            if state is not None and not state.provider_accounts.empty:
+                accounts = state.provider_accounts[state.provider_accounts["provider_code"] == code]
+                customers = dict(zip(accounts["provider_customer_id"], accounts["customer_name"]))
+            products = None
+            if state is not None and not state.products.empty:
+                products = state.products.rename(columns={"provider_code": "provider"})
+            handle = start_sandbox(customers=customers, products=products, latency_ms=configured.sandbox_latency_ms,
+                                   fault_rate=configured.sandbox_fault_rate)
+            base_url, on_close = handle.url, handle.stop
+        tokens = SandboxTokenProvider(base_url)
+    client = PartnerCenterClient(base_url, tokens, limiter=RateLimiter(configured.partner_requests_per_minute,
+                                                                       configured.customer_requests_per_minute))
+    journal = SqlSubmissionJournal(store, code, run_id)
+    return PartnerCenterProvider(code, configured.adapter, client, journal, max_workers=configured.max_workers,
+                                 on_close=on_close)
 
 
 def provider_modes(settings: Settings) -> dict[str, str]:

@@ -20,6 +20,15 @@ from rich.console import Console
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Batch provisioning of D365 sales orders.")
 reference_app = typer.Typer(no_args_is_help=True, help="Reference data: product catalog and provider account mappings.")
 app.add_typer(reference_app, name="reference")
+
+
+def _register_sandbox() -> None:
+    from w365etl.sandbox.commands import app as sandbox_app
+
+    app.add_typer(sandbox_app, name="sandbox", help="Local simulators of the providers (Partner Center).")
+
+
+_register_sandbox()
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 

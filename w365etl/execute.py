@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from w365etl.amounts import decimals_to_text, units_to_text
+from w365etl.failpoints import failpoint
 from w365etl.ports import PROVISION_RESULT_COLUMNS, Provider, Store
 
 BATCH_SIZE = 50_000
@@ -74,7 +75,9 @@ def execute_plan(
                 outcome = assume_accepted(chunk)
             else:
                 outcome = providers[code].provision(chunk)
+                failpoint("after_provider_call", code)
                 store.record_results(run_id, chunk, outcome, as_of)
+                failpoint("after_recording_results", code)
             results.append(outcome)
     if not results:
         return pd.DataFrame({column: pd.Series(dtype="object") for column in PROVISION_RESULT_COLUMNS})

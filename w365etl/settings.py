@@ -40,6 +40,14 @@ class ProviderSettings(BaseModel):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     api_base_url: str = "https://api.partnercenter.microsoft.com"
+    #: throughput at the provider: requests per minute for the partner and per customer
+    partner_requests_per_minute: int = Field(default=300, ge=1)
+    customer_requests_per_minute: int = Field(default=60, ge=1)
+    #: customers provisioned in parallel
+    max_workers: int = Field(default=4, ge=1, le=32)
+    #: in-process sandbox only: simulated latency and fault rate (0..1)
+    sandbox_latency_ms: int = Field(default=0, ge=0)
+    sandbox_fault_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     #: adapter ``fake`` only (tests and demonstrations): product numbers it refuses
     fake_refused_products: list[str] = Field(default_factory=list)
     #: adapter ``fake`` only: provider customer ids it does not know

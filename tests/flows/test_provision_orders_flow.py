@@ -77,12 +77,12 @@ def test_first_run_on_sample_data_matches_the_golden_reports(run_sample):
         "ORDER_HAS_REJECTED_LINES", "NEEDS_PROVIDER_MAPPING", "AMBIGUOUS_CUSTOMER", "UNKNOWN_BILLING_CONTRACT",
         "EXISTING_SUBSCRIPTION_NOT_FOUND",
     }
-    assert summary["notices"][0].startswith("RECORD")
+    assert summary["notices"][0].startswith("SANDBOX")
 
     book = openpyxl.load_workbook(folder / "fulfilment_report.xlsx")
     assert book.sheetnames == ["Summary", "Fulfilled Orders", "Billing Contracts", "Subscriptions",
                                "One-Time Charges", "Needs Provider Mapping", "Exceptions", "Manual Tasks"]
-    assert book["Summary"]["A1"].value.startswith("RECORD")
+    assert book["Summary"]["A1"].value.startswith("SANDBOX")
     formulas = [cell.coordinate for sheet in book for row in sheet.iter_rows() for cell in row if cell.data_type == "f"]
     assert formulas == []
 
@@ -126,5 +126,5 @@ def test_the_flow_runs_one_task_per_stage_and_leaves_a_markdown_summary(run_samp
     # per stage, never per row: 66 lines, a handful of task runs
     assert sorted({run.name.rsplit("-", 1)[0] for run in task_runs}) == [
         "fulfil-orders", "load-reference", "load-state", "persist-plan", "plan", "provision", "read-orders",
-        "write-reports"]
-    assert len(task_runs) == 8
+        "verify-provider-accounts", "write-reports"]
+    assert len(task_runs) == 9

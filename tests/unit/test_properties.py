@@ -41,33 +41,51 @@ MAPPINGS = [
 ]
 PRODUCTS = [f.M365, f.M365, f.M365_ANNUAL, f.SUPPORT, f.SETUP, f.LICENCE, "NOPE", None]
 GUIDS = [None, None, "g-1", "g-2", "g-3", "g-4"]
+OFTEN = [True, False, True, True]
+SELDOM = [False, True, False, False, False]
+GOOD_PRODUCTS = [f.M365, f.M365, f.M365_ANNUAL, f.SUPPORT, f.SETUP, f.LICENCE]
 
 
 @st.composite
 def order_lines(draw, order_number: str) -> list[dict]:
-    state = draw(st.sampled_from([0, 0, 0, 1, 2, 3, 4]))
+    """One order: a clean one (valid values, unique keys) or a messy one (random bad values,
+    repeated GUIDs and line numbers, mixed currencies)."""
+    messy = draw(st.booleans())
+    state = draw(st.sampled_from([0, 0, 0, 1, 2, 3, 4] if messy else [0, 0, 0, 0, 1, 2]))
     name, customer_id = draw(st.sampled_from(CUSTOMERS))
     currency = draw(st.sampled_from(["USD", "USD", "EUR"]))
     count = draw(st.integers(1, 4))
     rows = []
-    for _ in range(count):
-        product = draw(st.sampled_from(PRODUCTS))
-        quantity = draw(st.sampled_from(["1", "2", "3", "2.5", "301", "0"]))
+    for position in range(1, count + 1):
+        if messy:
+            product = draw(st.sampled_from(PRODUCTS))
+            quantity = draw(st.sampled_from(["1", "2", "3", "2.5", "301", "0"]))
+            line_id = draw(st.sampled_from(GUIDS))
+            line_number = draw(st.sampled_from([None, 1, 2, 3, 4]))
+            line_currency = currency if draw(st.integers(0, 5)) else "GBP"
+            provision_as = draw(st.sampled_from([None, None, "New", "Existing"]))
+            extended = draw(st.sampled_from(["none", "exact", "off"]))
+        else:
+            product = draw(st.sampled_from(GOOD_PRODUCTS))
+            quantity = draw(st.sampled_from(["1", "2", "3"]))
+            line_id = draw(st.sampled_from([None, f"{order_number}-guid-{position}"]))
+            line_number = draw(st.sampled_from([None, position]))
+            line_currency = currency
+            provision_as = draw(st.sampled_from([None, None, None, "New", "Existing"]))
+            if provision_as == "Existing":   # an increase of the stored Contoso subscription, if any
+                product = f.M365
+            extended = draw(st.sampled_from(["none", "exact"]))
         price = draw(st.sampled_from(["10", "12.5", "0.333333"]))
         row = f.line(
             order_number=order_number, order_state_code=state, customer_name=name,
             customer_id=customer_id if draw(st.booleans()) or customer_id is None else None,
-            currency_code=currency if draw(st.integers(0, 5)) else "GBP",
-            product_number=product, quantity=quantity, price_per_unit=price,
-            line_id=draw(st.sampled_from(GUIDS)),
-            line_number=draw(st.sampled_from([None, 1, 2, 3, 4])),
-            provision_as=draw(st.sampled_from([None, None, "New", "Existing"])),
+            currency_code=line_currency, product_number=product, quantity=quantity, price_per_unit=price,
+            line_id=line_id, line_number=line_number, provision_as=provision_as,
             fulfill_order=draw(st.sampled_from([None, None, True, False])),
             unit=draw(st.sampled_from(["Monthly", "Monthly", None])),
         )
         if product is None:
             row["write_in_product"] = "Consulting"
-        extended = draw(st.sampled_from(["none", "exact", "off"]))
         if extended != "none":
             total = Decimal(quantity) * Decimal(price) + (Decimal("0.02") if extended == "off" else 0)
             row["extended_amount"] = str(total.quantize(Decimal("0.000001")))
@@ -76,8 +94,8 @@ def order_lines(draw, order_number: str) -> list[dict]:
 
 
 @st.composite
-def runs(draw) -> tuple[pd.DataFrame, pd.DataFrame, object]:
-    """(lines, value issues, stored state) of a random run."""
+def runs(draw) -> tuple[pd.DataFrame, pd.DataFrame, object, object]:
+    """(lines, value issues, stored state, plan options) of a random run."""
     count = draw(st.integers(1, 5))
     rows = []
     for i in range(count):
@@ -85,12 +103,14 @@ def runs(draw) -> tuple[pd.DataFrame, pd.DataFrame, object]:
     frame = f.lines_frame(rows)
     value_issues = validate_line_values(frame)
     # a random unreadable cell reported by ingest
-    if draw(st.booleans()):
+    if not draw(st.integers(0, 3)):
         extra = f.value_issue(draw(st.integers(0, len(frame) - 1)), "INVALID_VALUE", "payment_terms", "Net 99")
         value_issues = pd.concat([value_issues[extra.columns], extra], ignore_index=True)
-    mappings = draw(st.lists(st.sampled_from(MAPPINGS), unique_by=lambda m: m["provider_customer_id"]))
+    # each mapping present or not; the second Contoso tenant (which makes the name ambiguous) seldom
+    mappings = [m for m in MAPPINGS
+                if draw(st.sampled_from(SELDOM if m["provider_customer_id"] == "tenant-2" else OFTEN))]
     stored = f.state(provider_accounts=f.provider_accounts(*mappings))
-    if draw(st.booleans()):   # a customer known from an earlier run, with a contract and a subscription
+    if draw(st.sampled_from(OFTEN)):   # a customer known from an earlier run, with a contract and a subscription
         stored = dataclasses.replace(
             stored,
             customers=f.customers({"customer_pk": 7, "customer_name": "Contoso Ltd"}),
@@ -98,7 +118,9 @@ def runs(draw) -> tuple[pd.DataFrame, pd.DataFrame, object]:
             subscriptions=f.subscriptions({"subscription_pk": 11, "customer_pk": 7, "contract_pk": 3,
                                            "product_number": f.M365, "quantity": draw(st.sampled_from(["1", "299"]))}),
         )
-    return frame, value_issues, stored
+    # now and then the provider says it does not know a mapped account (PROVIDER_MAPPING_INVALID)
+    invalid = frozenset(("partner_center", m["provider_customer_id"]) for m in mappings if not draw(st.sampled_from(OFTEN)))
+    return frame, value_issues, stored, f.options(invalid_accounts=invalid)
 
 
 def _final(plan, accepted: list[bool] | None = None):
@@ -119,8 +141,8 @@ def _final(plan, accepted: list[bool] | None = None):
 @PROPERTY
 @given(run=runs(), accepted=st.lists(st.booleans(), min_size=1, max_size=6))
 def test_every_line_and_every_order_lands_in_exactly_one_bucket(run, accepted):
-    frame, value_issues, stored = run
-    plan = build_plan(frame, value_issues, stored, f.options())
+    frame, value_issues, stored, options = run
+    plan = build_plan(frame, value_issues, stored, options)
 
     # the plan: one row per input line, each in one plan bucket
     assert sorted(plan.lines["line_index"]) == list(range(len(frame)))
@@ -174,14 +196,14 @@ def test_every_line_and_every_order_lands_in_exactly_one_bucket(run, accepted):
 # 2. a re-run changes nothing
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=40)
 @given(run=runs())
 def test_a_rerun_of_the_same_input_plans_nothing_new(run):
-    frame, value_issues, stored = run
-    first = build_plan(frame, value_issues, stored, f.options())
+    frame, value_issues, stored, options = run
+    first = build_plan(frame, value_issues, stored, options)
     after = f.stored_state_after(first, stored)
 
-    second = build_plan(frame, value_issues, after, f.options())
+    second = build_plan(frame, value_issues, after, options)
 
     one = first.lines.set_index("line_index")
     two = second.lines.set_index("line_index").reindex(one.index)
@@ -193,9 +215,6 @@ def test_a_rerun_of_the_same_input_plans_nothing_new(run):
     assert (two.loc[~was_planned, "bucket"] == one.loc[~was_planned, "bucket"]).all()
     assert two.loc[~was_planned, "bucket_reason"].fillna("-").tolist() == \
         one.loc[~was_planned, "bucket_reason"].fillna("-").tolist()
-    # and a third run is the same as the second
-    third = build_plan(frame, value_issues, f.stored_state_after(second, after, first_pk=5000), f.options())
-    assert third.lines["bucket"].tolist() == second.lines["bucket"].tolist()
 
 
 # --------------------------------------------------------------------------------------------

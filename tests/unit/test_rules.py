@@ -6,6 +6,8 @@ runs ``build_plan`` and checks the line buckets, the exception rows and what wou
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -91,7 +93,7 @@ def test_r1_a_skipped_order_is_skipped_even_for_a_customer_without_mapping():
     result = f.plan([f.line(order_state_code=f.FULFILLED)], f.state(provider_accounts=f.provider_accounts()))
 
     assert f.buckets(result) == ["skipped"]
-    assert result.lines["needs_mapping"].tolist() == [False]
+    assert result.issues["reason_code"].tolist() == ["ORDER_ALREADY_FULFILLED"]
     assert build_needs_provider_mapping(result.lines).empty
 
 
@@ -313,6 +315,20 @@ def test_r3_two_rows_of_the_same_name_and_tenant_are_not_ambiguous():
     assert f.buckets(result) == ["planned"]
 
 
+@pytest.mark.parametrize("stored_customers", [f.customers(), STORED_CONTOSO])
+def test_r3_every_line_of_one_customer_finds_the_same_mapping_even_without_the_crm_id(stored_customers):
+    # one row carries the CRM id, the other only the name; the mapping is keyed by that id
+    accounts = f.provider_accounts(
+        {"customer_name": "Contoso Holdings", "customer_id": "id-a", "provider_customer_id": "tenant-by-id"})
+
+    result = f.plan([f.line(customer_id="id-a"), f.line()],
+                    f.state(provider_accounts=accounts, customers=stored_customers))
+
+    assert result.lines["customer_key"].nunique() == 1
+    assert result.lines["provider_customer_id"].tolist() == ["tenant-by-id", "tenant-by-id"]
+    assert f.buckets(result) == ["planned", "planned"]
+
+
 def test_r3_a_customer_needing_mapping_appears_once_per_provider_with_its_held_orders():
     result = f.plan(
         [f.line(order_number="SO-1"), f.line(order_number="SO-2"), f.line(order_number="SO-2"),
@@ -327,6 +343,21 @@ def test_r3_a_customer_needing_mapping_appears_once_per_provider_with_its_held_o
     assert _summary(result)["customers_needing_provider_mapping"] == 2
 
 
+def test_r3_held_lines_counts_the_lines_of_the_orders_held_for_that_mapping_only():
+    result = f.plan(
+        [f.line(order_number="SO-1"), f.line(order_number="SO-1", product_number=f.SUPPORT),   # waits for mapping
+         f.line(order_number="SO-2", product_number=f.SUPPORT),                               # held: rejected line
+         f.line(order_number="SO-2", product_number=f.SETUP, quantity="1", extended_amount="99"),
+         f.line(order_number="SO-3", customer_name="Fabrikam")],
+        f.state(provider_accounts=f.provider_accounts()),
+    )
+    needs = build_needs_provider_mapping(result.lines)
+
+    assert f.buckets(result) == ["held", "held", "held", "rejected", "held"]
+    assert needs[["customer_name", "held_orders", "held_lines"]].values.tolist() == [
+        ["Contoso Ltd", "SO-1", 2], ["Fabrikam", "SO-3", 1]]
+
+
 def test_r3_a_mapping_added_later_releases_the_held_order():
     rows = [f.line(), f.line(product_number=f.SUPPORT)]
     before = f.plan(rows, f.state(provider_accounts=f.provider_accounts()))
@@ -334,6 +365,20 @@ def test_r3_a_mapping_added_later_releases_the_held_order():
 
     assert f.buckets(before) == ["held", "held"]
     assert f.buckets(after) == ["planned", "planned"]
+
+
+def test_r3_a_mapped_account_the_provider_does_not_know_holds_the_order_as_mapping_invalid():
+    result = f.plan([f.line(), f.line(product_number=f.SUPPORT), f.line(order_number="SO-2", customer_name="Fabrikam")],
+                    f.state(provider_accounts=f.provider_accounts(
+                        {"customer_name": "Contoso Ltd", "provider_customer_id": "tenant-gone"},
+                        {"customer_name": "Fabrikam", "provider_customer_id": "tenant-fab"})),
+                    invalid_accounts=frozenset({("partner_center", "tenant-gone")}))
+
+    assert f.buckets(result) == ["held", "held", "planned"]
+    assert result.lines["bucket_reason"].tolist()[:2] == ["PROVIDER_MAPPING_INVALID"] * 2
+    needs = build_needs_provider_mapping(result.lines)
+    assert needs[["customer_name", "provider", "reason_code"]].values.tolist() == [
+        ["Contoso Ltd", "partner_center", "PROVIDER_MAPPING_INVALID"]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,8 +570,6 @@ def test_r5_existing_picks_the_oldest_of_several_matching_subscriptions():
          "created_at": "2024-01-01T00:00:00Z"},
         {"subscription_pk": 11, "customer_pk": 7, "contract_pk": 3, "product_number": f.M365, "quantity": "10"},
     )
-    import dataclasses
-
     result = f.plan([f.line(provision_as="Existing")], dataclasses.replace(stored, subscriptions=older))
 
     assert result.lines["target_subscription_pk"].tolist() == [12]
@@ -673,8 +716,6 @@ def test_r6_comes_before_r2_an_already_provisioned_line_stays_so_in_a_held_order
 
 def test_r6_an_already_provisioned_line_stays_so_when_its_order_waits_for_a_mapping():
     rows, stored = _provisioned_before()
-    import dataclasses
-
     unmapped = dataclasses.replace(stored, provider_accounts=f.provider_accounts())
     result = f.plan([f.line(line_id=GUID), f.line()], unmapped)
 
@@ -834,7 +875,7 @@ def test_r8_an_extended_amount_more_than_one_cent_off_is_amount_mismatch(extende
     rows = _rows_for(result, 0)
     assert rows["reason_code"].tolist() == ["AMOUNT_MISMATCH"]
     assert rows["field"].tolist() == ["extended_amount"]
-    assert "25.50" in rows["message"].item()
+    assert rows["message"].item().endswith("= 25.5")
 
 
 def test_r8_missing_discounts_and_tax_count_as_zero_and_a_blank_extended_amount_is_not_checked():
@@ -989,3 +1030,27 @@ def test_r4_a_stored_customer_is_found_by_crm_id_whatever_the_name_says():
 
     assert result.lines["customer_key"].tolist() == ["pk:7"]
     assert result.lines["contract_number"].tolist() == ["BC-1"]
+
+
+def test_r1_one_closed_row_skips_the_whole_order_even_when_other_rows_say_active():
+    """The state is the order's: rows of one order that disagree never half-provision it."""
+    result = f.plan([f.line(order_state_code=0), f.line(order_state_code=f.CANCELED, product_number=f.SETUP)])
+
+    assert f.buckets(result) == ["skipped", "skipped"]
+    assert f.issue_codes(result) == ["ORDER_CANCELED", "ORDER_CANCELED"]
+
+
+def test_r9_an_unknown_product_number_is_not_guessed_from_a_known_name():
+    known_name = f.products().iloc[0]["product_name"]
+    result = f.plan([f.line(product_number="NOT-IN-CATALOG", product_name=known_name)])
+
+    assert f.buckets(result) == ["rejected"]
+    assert f.issue_codes(result) == ["UNKNOWN_PRODUCT"]
+
+
+def test_r9_a_line_with_only_a_product_name_resolves_by_name():
+    known = f.products().iloc[0]
+    result = f.plan([f.line(product_number=None, product_name=known["product_name"].upper())])
+
+    assert f.buckets(result) == ["planned"]
+    assert result.lines.loc[0, "catalog_product_number"] == known["product_number"]

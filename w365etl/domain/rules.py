@@ -45,13 +45,25 @@ class LineDefaults:
 
 
 def skip_reasons(lines: pd.DataFrame) -> pd.Series:
-    """R1: the skip reason of each line's order, or NA when the order is provisioned."""
+    """R1: the skip reason of each line's order, or NA when the order is provisioned.
+
+    The state belongs to the order: when the rows of one order disagree (a flat export edited
+    by hand), a single Fulfilled, Invoiced or Canceled row skips the whole order — nothing of
+    an order D365 calls closed is ever provisioned.
+    """
     reasons = lines["order_state_code"].map({code: str(reason) for code, reason in SKIPPED_STATES.items()})
-    return reasons.astype("string")
+    reasons = reasons.astype("string")
+    order = lines["order_key"] if "order_key" in lines.columns else lines["order_number"]
+    first_skip = (pd.DataFrame({"order": order, "reason": reasons, "at": lines["line_index"]})
+                  .dropna(subset=["order", "reason"]).sort_values("at").drop_duplicates("order")
+                  .set_index("order")["reason"])
+    return order.map(first_skip).astype("string").fillna(reasons)
 
 
 def resolve_products(lines: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
-    """Attach the catalog row of each line: by product number, else by product name.
+    """Attach the catalog row of each line: by product number when the line has one, else by
+    product name. A product number the catalog does not know is not replaced by a guess from
+    the name: the line is UNKNOWN_PRODUCT (R9).
 
     Adds ``catalog_product_number`` (NA when unknown) and the catalog columns prefixed
     ``catalog_``.
@@ -60,8 +72,8 @@ def resolve_products(lines: pd.DataFrame, products: pd.DataFrame) -> pd.DataFram
     by_number = lines["product_number"].astype("string").str.strip()
     known_number = by_number.where(by_number.isin(catalog.index))
     name_index = pd.Series(products["product_number"].to_numpy(), index=name_key(products["product_name"]).to_numpy())
-    by_name = name_key(lines["product_name"]).map(name_index)
-    number = known_number.fillna(by_name.astype("string"))
+    by_name = name_key(lines["product_name"]).map(name_index).astype("string").where(by_number.isna())
+    number = known_number.fillna(by_name)
     out = lines.copy()
     out["catalog_product_number"] = number.astype("string")
     attached = catalog.reindex(number.fillna("\x00").to_numpy())

@@ -135,12 +135,17 @@ def build_needs_provider_mapping(lines: pd.DataFrame) -> pd.DataFrame:
         reason_code=("mapping_reason", "first"),
         held_orders=("order_key", lambda orders: "; ".join(sorted(set(orders)))),
     ).reset_index()
-    order_lines = lines[lines["bucket"] == outcomes.HELD].groupby(["customer_key"])["line_index"].size()
+    # the held lines of this row's held orders (all of their lines wait for this mapping)
+    row_orders = held[["customer_key", "effective_provider_code", "order_key"]].drop_duplicates()
+    held_lines = lines.loc[lines["bucket"] == outcomes.HELD, ["customer_key", "order_key"]]
+    line_counts = row_orders.merge(held_lines, on=["customer_key", "order_key"]).groupby(
+        ["customer_key", "effective_provider_code"]).size()
+    counts = pd.MultiIndex.from_frame(grouped[["customer_key", "effective_provider_code"]]).map(line_counts)
     return pd.DataFrame({
         "customer_name": grouped["customer_name"], "customer_id": grouped["customer_id"],
         "provider": grouped["effective_provider_code"], "provider_customer_id": "",
         "reason_code": grouped["reason_code"], "held_orders": grouped["held_orders"],
-        "held_lines": grouped["customer_key"].map(order_lines).astype("Int64"),
+        "held_lines": pd.Series(counts, index=grouped.index).astype("Int64"),
     }).sort_values(["customer_name", "provider"]).reset_index(drop=True)
 
 
