@@ -29,6 +29,7 @@ from w365etl.domain.validation import validate_line_values
 from w365etl.execute import ProviderNotConfigured
 from w365etl.ingest import IngestResult, issues_per_line
 from w365etl.plan import Plan, StoredState, build_plan, empty_state
+from w365etl.reevaluation import with_waiting_lines
 from w365etl.reference import ReferenceData, ReferenceDataError, read_reference_dir
 from w365etl.settings import Settings, SettingsError, load_settings
 
@@ -53,6 +54,13 @@ def read_orders(paths: list[Path], settings: Settings) -> tuple[IngestResult, pd
     value_issues = validate_line_values(ingest.lines, parse_issues, ingest.headers)
     line_issues = provisioning.combined_line_issues(parse_issues, value_issues)
     return ingest, line_issues
+
+
+@task(name="add-waiting-lines", cache_policy=NO_CACHE)
+def add_waiting_lines(store, lines: pd.DataFrame) -> pd.DataFrame:
+    """Orders held for a mapping and lines that failed at the provider come back every run."""
+    waiting = store.waiting_lines() if store is not None else pd.DataFrame(columns=["order_number", "payload"])
+    return with_waiting_lines(lines, waiting)
 
 
 @task(name="load-state", cache_policy=NO_CACHE)
@@ -138,8 +146,9 @@ def provision_orders(
         ingest, line_issues = read_orders([Path(item) for item in files], settings)
         for warning in ingest.warnings:
             logger.warning(warning)
-        state = load_state(store, ingest.lines, reference, dry_run)
-        plan = make_plan(ingest.lines, line_issues, state, settings, as_of_date)
+        lines = add_waiting_lines(store, ingest.lines)
+        state = load_state(store, lines, reference, dry_run)
+        plan = make_plan(lines, line_issues, state, settings, as_of_date)
         # SPEC §2.2: no silent default — stop before anything is stored or provisioned
         provisioning.ensure_providers(plan, settings)
         if store is not None:
@@ -148,7 +157,7 @@ def provision_orders(
             # R3: a mapped account the provider does not know holds its order like a missing one
             invalid = verify_provider_accounts(plan, providers)
             if invalid:
-                plan = make_plan(ingest.lines, line_issues, state, settings, as_of_date, invalid)
+                plan = make_plan(lines, line_issues, state, settings, as_of_date, invalid)
         planned = persist_plan(store, run_id, plan)
         results = provision(store, run_id, plan, planned, providers)
         lines, issues = provisioning.apply_results(plan, planned, results, keep_line_ids=store is not None)

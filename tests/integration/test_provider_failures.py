@@ -80,3 +80,22 @@ def test_r3_a_mapped_account_the_provider_does_not_know_holds_the_order(db_url, 
     template = pd.read_csv(Path(summary["report_folder"]) / "needs_provider_mapping.csv", dtype=str)
     assert template[["customer_name", "reason_code", "held_orders"]].values.tolist() == [
         ["Contoso", "PROVIDER_MAPPING_INVALID", "SO-1"]]
+
+
+def test_a_failed_line_is_tried_again_on_the_next_run_without_its_file(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("W365_DB_URL", db_url)
+    monkeypatch.setenv("W365_PROVIDERS__PARTNER_CENTER__ADAPTER", "fake")
+    monkeypatch.setenv("W365_PROVIDERS__PARTNER_CENTER__FAKE_REFUSED_PRODUCTS", '["M365-BP-A"]')
+    from flows.provision_orders import provision_orders
+
+    reference = write_reference(tmp_path / "ref", [("Fabrikam", TENANT)])
+    orders = write_flat_csv(tmp_path / "orders.csv", [
+        line("SO-2", "Fabrikam", "M365-BP-A", "5", "264.00", number=1, unit="Annual")])
+    first = provision_orders(files=[str(orders)], reference_dir=str(reference), out_dir=str(tmp_path / "out"), as_of=AS_OF)
+    assert first["lines"]["failed"] == 1
+
+    monkeypatch.setenv("W365_PROVIDERS__PARTNER_CENTER__FAKE_REFUSED_PRODUCTS", "[]")
+    second = provision_orders(files=[], out_dir=str(tmp_path / "out"), as_of=AS_OF)
+    assert second["lines"] == {"input": 1, "provisioned": 1, "already_provisioned": 0, "skipped": 0, "held": 0,
+                               "rejected": 0, "failed": 0, "reevaluated": 1}
+    assert second["orders"]["fulfilled"] == 1

@@ -68,7 +68,7 @@ def test_r6_identical_rerun_changes_nothing(run, db_url, tmp_path):
     orders = two_orders(tmp_path)
     first = run([orders], reference=reference)
     assert first["lines"] == {"input": 4, "provisioned": 4, "already_provisioned": 0, "skipped": 0, "held": 0,
-                              "rejected": 0, "failed": 0}
+                              "rejected": 0, "failed": 0, "reevaluated": 0}
     assert first["orders"]["fulfilled"] == 2
     # Contoso: a CSP Monthly, a Support Contract Monthly and a non-recurring contract; Fabrikam: CSP Annually
     assert first["billing_contracts"] == {"created": 4, "reused": 0}
@@ -189,3 +189,36 @@ def test_reports_are_written_and_summary_is_complete(run, db_url, tmp_path):
     assert held["row"].tolist() == [5] and held["severity"].tolist() == ["warning"]
     assert count(db_url, t.ExceptionRecord.__table__) == len(exceptions)
     assert rows(db_url, select(t.Run.status)) == [("completed",)]
+
+
+def test_r3_a_held_order_is_released_by_its_mapping_without_its_file(run, db_url, tmp_path):
+    """Held orders are re-evaluated from the database every run (they count in lines.input)."""
+    orders = two_orders(tmp_path)
+    first = run([orders], reference=write_reference(tmp_path / "ref1", [("Contoso", TENANT)]))
+    assert first["lines"]["held"] == 1 and first["lines"]["reevaluated"] == 0
+
+    other = write_flat_csv(tmp_path / "other.csv", [line("SO-7", "Contoso", "SUP-STD-M", "1", "99", number=1)])
+    still_waiting = run([other])
+    assert still_waiting["lines"]["input"] == 2 and still_waiting["lines"]["reevaluated"] == 1
+    assert still_waiting["lines"]["held"] == 1 and still_waiting["customers_needing_provider_mapping"] == 1
+
+    released = run([], reference=write_reference(tmp_path / "ref2", [("Fabrikam", "9a9a9a9a-0000-4000-8000-000000000000")]))
+    assert released["lines"] == {"input": 1, "provisioned": 1, "already_provisioned": 0, "skipped": 0, "held": 0,
+                                 "rejected": 0, "failed": 0, "reevaluated": 1}
+    assert released["orders"]["fulfilled"] == 1
+    updates = pd.read_csv(Path(released["report_folder"]) / "order_status_updates.csv")
+    assert updates["order_number"].tolist() == ["SO-2"]
+
+    nothing_left = run([])
+    assert nothing_left["lines"]["input"] == 0
+
+
+def test_r2_an_order_held_for_a_rejected_line_is_not_released_without_a_new_export(run, db_url, tmp_path):
+    orders = write_flat_csv(tmp_path / "orders.csv", [
+        line("SO-1", "Fabrikam", "M365-BB-M", "2", "6.00", number=1),
+        line("SO-1", "Fabrikam", "NO-SUCH-PRODUCT", "1", "5", number=2),
+    ])
+    first = run([orders], reference=write_reference(tmp_path / "ref1", []))
+    assert first["lines"]["rejected"] == 1 and first["lines"]["held"] == 1
+    later = run([], reference=write_reference(tmp_path / "ref2", [("Fabrikam", TENANT)]))
+    assert later["lines"]["input"] == 0  # the order waits for a corrected export, not for a mapping

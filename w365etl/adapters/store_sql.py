@@ -25,7 +25,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from w365etl.adapters import tables as t
 from w365etl.amounts import decimals_to_text
-from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, PLANNED, PROVISIONED
+from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
+from w365etl.reevaluation import payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.plan import Plan, StoredState, empty_state
 from w365etl.reference import name_key
@@ -188,6 +189,22 @@ class SqlStore:
         temporary.drop(connection)
         return found
 
+    def waiting_lines(self) -> pd.DataFrame:
+        """Lines waiting for a cause outside the data to go away: held for a provider mapping,
+        or failed at the provider — of orders with no rejected line (R2: those wait for a new
+        export). Columns ``line_pk``, ``order_number``, ``payload``."""
+        rejected_orders = select(t.Line.order_number).where(t.Line.status == "rejected", t.Line.order_number.is_not(None))
+        statement = (
+            select(t.Line.line_pk, t.Line.order_number, t.Line.payload)
+            .where(t.Line.payload.is_not(None),
+                   ((t.Line.status == HELD) & t.Line.status_reason.in_(["NEEDS_PROVIDER_MAPPING", "PROVIDER_MAPPING_INVALID"]))
+                   | (t.Line.status == FAILED),
+                   t.Line.order_number.not_in(rejected_orders))
+            .order_by(t.Line.line_pk)
+        )
+        with self.engine.begin() as connection:
+            return self._frame(connection, statement)
+
     # ------------------------------------------------------------------ reference data
     def upsert_reference(self, products: pd.DataFrame | None, provider_accounts: pd.DataFrame | None) -> None:
         """SPEC §2.2: loading is an upsert; a mapping added later releases held orders."""
@@ -336,6 +353,8 @@ class SqlStore:
             "term_duration": lines["effective_term_duration"],
             "billing_frequency": lines["effective_billing_frequency"],
             "provider_sku": lines["catalog_provider_sku"],
+            # what a later run needs to re-evaluate the line without its file
+            "payload": payloads(lines).where(lines["bucket"].isin([PLANNED, HELD])),
             "updated_at": now,
         }, index=lines.index)
         stored_pk = lines["stored_line_pk"]

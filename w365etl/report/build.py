@@ -205,7 +205,8 @@ def build_summary(
             | {"unknown_columns": list(item.get("unknown_columns") or [])}
             for item in files
         ],
-        "lines": {"input": int(len(lines))} | {name: int(bucket_counts.get(name, 0)) for name in outcomes.LINE_BUCKETS},
+        "lines": {"input": int(len(lines))} | {name: int(bucket_counts.get(name, 0)) for name in outcomes.LINE_BUCKETS}
+        | {"reevaluated": int(lines["is_reevaluated"].sum()) if "is_reevaluated" in lines.columns else 0},
         "orders": {"input": int(len(orders))} | {name: int(order_counts.get(name, 0)) for name in outcomes.ORDER_BUCKETS},
         "customers_needing_provider_mapping": int(len(needs_mapping)),
         "billing_contracts": {"created": int(len(new_contracts)), "reused": int(reused)},

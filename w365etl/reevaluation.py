@@ -1,0 +1,64 @@
+"""Re-evaluation: orders waiting in the database come back into every run without their file.
+
+An order held for a missing or invalid provider mapping, and a line that failed at the
+provider, are stored with their normalised content (``payload``). Each run adds them to the
+lines it read, so the first run after the cause is gone provisions them — a new mapping
+releases the held orders even when nobody exports them again. A row in this run's files wins
+over the stored copy: an order present in the run's files is taken from the files only.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from w365etl.amounts import decimals_from_text
+from w365etl.ingest.result import LINE_COLUMNS, empty_lines
+
+#: the normalised columns kept for re-evaluation (the ingest contract, provenance included)
+PAYLOAD_COLUMNS = tuple(column for column in LINE_COLUMNS if column != "line_index")
+
+
+def payloads(lines: pd.DataFrame) -> pd.Series:
+    """One JSON text per line: its normalised content, exact (decimals as text)."""
+    if lines.empty:
+        return pd.Series(dtype="string", index=lines.index)
+    frame = lines[list(PAYLOAD_COLUMNS)].copy()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.ArrowDtype):
+            frame[column] = frame[column].astype("string")
+    records = frame.to_json(orient="records", lines=True, date_format="iso", force_ascii=False)
+    return pd.Series(records.splitlines(), index=lines.index, dtype="string")
+
+
+def lines_from_payloads(texts: pd.Series, first_index: int) -> pd.DataFrame:
+    """Normalised lines (the ingest contract) rebuilt from stored payloads, numbered on from
+    ``first_index``, marked ``is_reevaluated``."""
+    template = empty_lines()
+    if texts.empty:
+        return template.assign(is_reevaluated=pd.Series(dtype=bool))
+    raw = pd.DataFrame([json.loads(text) for text in texts])
+    out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
+    for column in PAYLOAD_COLUMNS:
+        dtype = template[column].dtype
+        values = raw[column] if column in raw.columns else pd.Series(pd.NA, index=raw.index)
+        if isinstance(dtype, pd.ArrowDtype):
+            out[column] = decimals_from_text(values.astype("string"), dtype.pyarrow_dtype)
+        else:
+            out[column] = values.astype(dtype)
+    out.insert(0, "line_index", pd.RangeIndex(first_index, first_index + len(out)).to_numpy(dtype="int64"))
+    out["is_reevaluated"] = True
+    return out
+
+
+def with_waiting_lines(lines: pd.DataFrame, waiting: pd.DataFrame) -> pd.DataFrame:
+    """This run's lines plus the stored waiting lines of orders not in this run's files."""
+    run_lines = lines.assign(is_reevaluated=False)
+    if waiting.empty:
+        return run_lines
+    in_files = set(lines["order_number"].dropna())
+    waiting = waiting[~waiting["order_number"].isin(in_files)]
+    first = int(lines["line_index"].max()) + 1 if len(lines) else 0
+    again = lines_from_payloads(waiting["payload"].astype("string"), first)
+    return pd.concat([run_lines, again], ignore_index=True)
