@@ -125,6 +125,6 @@ def test_the_flow_runs_one_task_per_stage_and_leaves_a_markdown_summary(run_samp
     assert latest.name and latest.state.is_completed()
     # per stage, never per row: 66 lines, a handful of task runs
     assert sorted({run.name.rsplit("-", 1)[0] for run in task_runs}) == [
-        "fulfil-orders", "load-reference", "load-state", "persist-plan", "plan", "provision", "read-orders",
-        "verify-provider-accounts", "write-reports"]
-    assert len(task_runs) == 9
+        "add-waiting-lines", "fulfil-orders", "load-reference", "load-state", "persist-plan", "plan", "provision",
+        "read-orders", "verify-provider-accounts", "write-reports"]
+    assert len(task_runs) == 10
