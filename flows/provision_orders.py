@@ -15,14 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from flows import wiring
 from w365etl import provisioning
+from w365etl.adapters import inbox
 from w365etl.adapters.order_files import read_order_files
 from w365etl.adapters.reports_csv import write_csv
+from w365etl.adapters.reports_html import write_html_report
 from w365etl.adapters.reports_xlsx import write_workbook
 from w365etl.adapters.store_sql import StoreUnavailable
 from w365etl.domain.validation import validate_line_values
@@ -112,7 +114,7 @@ def fulfil_orders(store, run_id: str, lines: pd.DataFrame, as_of: dt.date) -> pd
 def write_reports(store, run_id: str, outputs: provisioning.RunOutputs, folder: Path, files: list[dict],
                   max_rows: int) -> list[Path]:
     written = provisioning.write_outputs(folder, outputs, write_csv=write_csv, write_workbook=write_workbook,
-                                         max_rows=max_rows)
+                                         write_html=write_html_report, max_rows=max_rows)
     if store is not None:
         store.finish_run(run_id, outputs.summary, files, outputs.exceptions, outputs.outcomes)
     return written
@@ -126,9 +128,14 @@ def provision_orders(
     as_of: dt.date | None = None,
     dry_run: bool = False,
     config_file: str | None = None,
+    inbox_dir: str | None = None,
 ) -> dict:
     """Provision exported D365 sales orders (SPEC §1): validate, hold, contract, provision,
-    fulfil, report. Returns ``summary.json``'s content plus ``report_folder``."""
+    fulfil, report. Returns ``summary.json``'s content plus ``report_folder``.
+
+    With no ``files`` and an ``inbox_dir``, the run takes every new file of the inbox (the
+    nightly schedule). The run ends Failed when a file was rejected whole (the CLI exits 1) or
+    when it could not start (exit 2)."""
     logger = get_run_logger()
     try:
         settings = load_settings(Path(config_file) if config_file else None)
@@ -140,10 +147,19 @@ def provision_orders(
     as_of_date = as_of or dt.date.today()
     run_id = new_run_id(as_of_date)
     providers: dict = {}
+    batch = None
     folder = Path(out_dir or settings.out_dir) / run_id
     try:
+        duplicates: list[dict] = []
+        paths = [Path(item) for item in files]
+        if not files and inbox_dir:
+            batch, paths, duplicates = take_inbox(store, Path(inbox_dir), run_id, dry_run)
+            if batch.reference_dir is not None:
+                reference = read_reference_dir(batch.reference_dir)  # dropped in inbox/reference/
         load_reference(store, reference, dry_run)
-        ingest, line_issues = read_orders([Path(item) for item in files], settings)
+        ingest, line_issues = read_orders(paths, settings)
+        if batch is not None:
+            ingest, line_issues = inbox.as_seen_in_inbox(batch, ingest, line_issues)
         for warning in ingest.warnings:
             logger.warning(warning)
         lines = add_waiting_lines(store, ingest.lines)
@@ -162,25 +178,59 @@ def provision_orders(
         results = provision(store, run_id, plan, planned, providers)
         lines, issues = provisioning.apply_results(plan, planned, results, keep_line_ids=store is not None)
         fulfilled = fulfil_orders(store, run_id, lines, as_of_date)
-        files_records = [asdict(record) for record in ingest.files]
+        files_records = [asdict(record) for record in ingest.files] + duplicates
         outputs = provisioning.build_outputs(
             run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,
             files=files_records, headers=ingest.headers, fulfilled=fulfilled, stored_contracts=state.contracts,
             provider_modes=wiring.provider_modes(settings), is_dry_run=dry_run,
         )
         write_reports(store, run_id, outputs, folder, files_records, settings.report_max_rows)
+        if batch is not None:
+            settle_inbox(batch, files_records, as_of_date)
     except NOT_RUN_ERRORS as error:
+        if batch is not None:
+            inbox.release(batch)
         return _not_run(logger, error)
     finally:
         for provider in providers.values():
             provider.close()
         if store is not None:
             store.dispose()
-    summary = outputs.summary
+    summary = outputs.summary | {"report_folder": str(folder)}
     logger.info(provisioning.summary_text(summary, folder))
     create_markdown_artifact(key="provisioning-summary", markdown=_markdown(summary, folder),
                              description="w365etl run summary")
-    return summary | {"report_folder": str(folder)}
+    create_table_artifact(key="top-exceptions", table=_top_exceptions(outputs.exceptions),
+                          description="The first exceptions of the run (exceptions.csv has them all)")
+    create_link_artifact(key="report-folder", link=folder.resolve().as_uri(), link_text=str(folder),
+                         description="The run's report folder")
+    rejected = [item for item in summary["files"] if item["status"] == "rejected"]
+    if rejected:
+        message = f"{len(rejected)} file(s) rejected: " + "; ".join(f"{item['path']}: {item['error']}" for item in rejected)
+        logger.error(message)
+        return Failed(message=message, data=summary)
+    return summary
+
+
+@task(name="take-inbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def take_inbox(store, root: Path, run_id: str, is_dry_run: bool):
+    """Claim the inbox's files; set aside those imported before (sha256, renamed copies too)."""
+    batch = inbox.claim(root, run_id, is_dry_run=is_dry_run)
+    imported = store.imported_files([inbox.sha256_of(path) for path in batch.order_files]) if store else {}
+    paths, duplicates = inbox.split_duplicates(batch, imported)
+    return batch, paths, duplicates
+
+
+@task(name="settle-inbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def settle_inbox(batch, files_records: list[dict], as_of: dt.date) -> None:
+    inbox.settle(batch, inbox.outcomes_by_path(batch, files_records), as_of.isoformat())
+
+
+def _top_exceptions(exceptions: pd.DataFrame, limit: int = 200) -> list[dict]:
+    columns = ["severity", "reason_code", "file", "row", "order_number", "customer_name", "column", "value",
+               "suggested_action"]
+    head = exceptions.head(limit)[columns].astype("string").fillna("")
+    return head.to_dict("records")
 
 
 def _not_run(logger, error: Exception) -> State:

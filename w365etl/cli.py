@@ -68,14 +68,15 @@ def run(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Business date YYYY-MM-DD (default today).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute and report; write nothing, call no provider.")] = False,
     config: Annotated[Optional[Path], typer.Option("--config", help="Settings file (default ./w365etl.toml if present).")] = None,
+    inbox: Annotated[Optional[Path], typer.Option("--inbox", help="Inbox folder used when no FILE is given (default ./inbox).")] = None,
 ) -> None:
-    """Provision the orders in FILE... (runs the provision-orders Prefect flow)."""
+    """Provision the orders in FILE..., or every new file of the inbox (runs the provision-orders Prefect flow)."""
     as_of_date = _parse_date(as_of)
     if db:
         os.environ["W365_DB_URL"] = db
     settings = _settings_or_exit(config)
-    if not files:
-        _fail("no order files given: w365etl run FILE... (the inbox comes with the nightly service)")
+    files = files or []
+    inbox_dir = None if files else (inbox or settings.inbox_dir)
     missing = [str(path) for path in files if not path.is_file()]
     if missing:
         _fail(f"file(s) not found: {', '.join(missing)}")
@@ -91,11 +92,12 @@ def run(
     state = provision_orders(
         files=[str(path) for path in files], reference_dir=str(reference) if reference else None,
         out_dir=str(out_dir) if out_dir else None, as_of=as_of_date, dry_run=dry_run,
-        config_file=str(config) if config else None, return_state=True,
+        config_file=str(config) if config else None, inbox_dir=str(inbox_dir) if inbox_dir else None,
+        return_state=True,
     )
-    if not state.is_completed():
+    summary = state.result(raise_on_failure=False)
+    if not isinstance(summary, dict):  # nothing was run: the state says why
         _fail(state.message or "the run failed")
-    summary = state.result()
     out.print(summary_text(summary, Path(summary["report_folder"])), highlight=False)
     if any(item["status"] == "rejected" for item in summary["files"]):
         raise typer.Exit(EXIT_FILE_REJECTED)

@@ -187,6 +187,7 @@ def write_outputs(
     *,
     write_csv: Callable[[Path, pd.DataFrame], None],
     write_workbook: Callable[..., None],
+    write_html: Callable[[Path, dict, pd.DataFrame, pd.DataFrame], None] | None = None,
     max_rows: int,
 ) -> list[Path]:
     """Write the run's folder (SPEC §5). The csv files are always complete."""
@@ -205,6 +206,10 @@ def write_outputs(
     workbook = folder / "fulfilment_report.xlsx"
     write_workbook(workbook, outputs.sheets, max_rows=max_rows)
     written.append(workbook)
+    if write_html is not None:
+        page = folder / "report.html"
+        write_html(page, outputs.summary, outputs.exceptions, outputs.needs_mapping)
+        written.append(page)
     return written
 
 

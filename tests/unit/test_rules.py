@@ -212,7 +212,7 @@ def test_r2_summary_counts_the_held_order_once():
     ]))
 
     assert summary["lines"] == {"input": 3, "provisioned": 1, "already_provisioned": 0, "skipped": 0,
-                                "held": 1, "rejected": 1, "failed": 0}
+                                "held": 1, "rejected": 1, "failed": 0, "reevaluated": 0}
     assert summary["orders"]["held"] == 1
     assert summary["orders"]["fulfilled"] == 1
     assert summary["orders"]["input"] == 2

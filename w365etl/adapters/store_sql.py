@@ -189,6 +189,17 @@ class SqlStore:
         temporary.drop(connection)
         return found
 
+    def imported_files(self, sha256s: list[str]) -> dict[str, str | None]:
+        """sha256 → layout of the files among these that a completed run already imported."""
+        if not sha256s:
+            return {}
+        statement = (select(t.SourceFile.sha256, t.SourceFile.layout)
+                     .join(t.Run, t.Run.run_id == t.SourceFile.run_id)
+                     .where(t.SourceFile.status == "read", t.Run.status == "completed",
+                            t.SourceFile.sha256.in_(sha256s)))
+        with self.engine.begin() as connection:
+            return dict(connection.execute(statement).all())
+
     def waiting_lines(self) -> pd.DataFrame:
         """Lines waiting for a cause outside the data to go away: held for a provider mapping,
         or failed at the provider — of orders with no rejected line (R2: those wait for a new
