@@ -30,6 +30,7 @@ from w365etl.adapters.store_sql import StoreUnavailable
 from w365etl.domain.validation import validate_line_values
 from w365etl.execute import ProviderNotConfigured
 from w365etl.ingest import IngestResult, issues_per_line
+from w365etl.domain.outcomes import PLANNED
 from w365etl.plan import Plan, StoredState, build_plan, empty_state
 from w365etl.reevaluation import with_waiting_lines
 from w365etl.reference import ReferenceData, ReferenceDataError, read_reference_dir
@@ -174,9 +175,12 @@ def provision_orders(
             invalid = verify_provider_accounts(plan, providers)
             if invalid:
                 plan = make_plan(lines, line_issues, state, settings, as_of_date, invalid)
-        planned = persist_plan(store, run_id, plan)
+        persisted = persist_plan(store, run_id, plan)
+        planned = persisted[persisted["bucket"] == PLANNED]
         results = provision(store, run_id, plan, planned, providers)
-        lines, issues = provisioning.apply_results(plan, planned, results, keep_line_ids=store is not None)
+        lines, issues = provisioning.apply_results(
+            plan, planned, results, keep_line_ids=store is not None,
+            line_pks=persisted["line_pk"] if store is not None else None)
         fulfilled = fulfil_orders(store, run_id, lines, as_of_date)
         files_records = [asdict(record) for record in ingest.files] + duplicates
         outputs = provisioning.build_outputs(

@@ -22,13 +22,16 @@ reference_app = typer.Typer(no_args_is_help=True, help="Reference data: product 
 app.add_typer(reference_app, name="reference")
 
 
-def _register_sandbox() -> None:
+def _register_subcommands() -> None:
+    from w365etl.history_commands import report, runs
     from w365etl.sandbox.commands import app as sandbox_app
 
     app.add_typer(sandbox_app, name="sandbox", help="Local simulators of the providers (Partner Center).")
+    app.command(help="List past runs with their counts (newest first).")(runs)
+    app.command(help="Write a past run's reports again from the database.")(report)
 
 
-_register_sandbox()
+_register_subcommands()
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
@@ -101,6 +104,32 @@ def run(
     out.print(summary_text(summary, Path(summary["report_folder"])), highlight=False)
     if any(item["status"] == "rejected" for item in summary["files"]):
         raise typer.Exit(EXIT_FILE_REJECTED)
+
+
+@app.command()
+def serve(
+    cron: Annotated[str, typer.Option("--cron", help="When to run (cron).")] = "0 2 * * *",
+    timezone: Annotated[Optional[str], typer.Option("--timezone", help="Time zone of the schedule (default: the setting schedule_timezone).")] = None,
+    inbox: Annotated[Optional[Path], typer.Option("--inbox", help="Inbox folder (default ./inbox).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report folder root.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config")] = None,
+) -> None:
+    """Serve the provision-orders flow on a schedule over the inbox (starts a local Prefect
+    server when PREFECT_API_URL is not set)."""
+    settings = _settings_or_exit(config)
+    from flows.prefect_environment import configure_prefect_environment
+
+    configure_prefect_environment()
+    from flows.serve import serve_nightly
+
+    try:
+        serve_nightly(cron=cron, timezone=timezone or settings.schedule_timezone,
+                      inbox_dir=str((inbox or settings.inbox_dir).resolve()),
+                      config_file=str(config.resolve()) if config else None,
+                      out_dir=str(out_dir.resolve()) if out_dir else None,
+                      on_ready=lambda message: out.print(message, highlight=False))
+    except RuntimeError as error:
+        _fail(str(error))
 
 
 @reference_app.command("load")

@@ -69,8 +69,8 @@ class Store(Protocol):
     def start_run(self, run_id: str, as_of: dt.date) -> None: ...
 
     def persist_plan(self, run_id: str, plan: Plan) -> pd.DataFrame:
-        """Store lines, identifiers, customers, orders and new contracts; return the planned
-        lines with their ``line_pk`` and the provider request columns."""
+        """Store lines, identifiers, customers, orders and new contracts; return the plan's
+        lines with their ``line_pk``."""
         ...
 
     def record_results(self, run_id: str, requests: pd.DataFrame, results: pd.DataFrame, as_of: dt.date) -> None: ...

@@ -106,7 +106,8 @@ def execute(
 
 
 def apply_results(
-    plan: Plan, planned: pd.DataFrame, results: pd.DataFrame, *, keep_line_ids: bool
+    plan: Plan, planned: pd.DataFrame, results: pd.DataFrame, *, keep_line_ids: bool,
+    line_pks: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Final buckets: planned lines become ``provisioned`` or ``failed`` (PROVIDER_ERROR).
 
@@ -114,6 +115,8 @@ def apply_results(
     """
     lines = plan.lines.copy()
     lines["line_pk"] = pd.Series(pd.NA, index=lines.index, dtype="Int64")
+    if line_pks is not None:  # every stored line: run history keeps each line's outcome
+        lines["line_pk"] = line_pks.reindex(lines.index).astype("Int64")
     if keep_line_ids:
         lines.loc[planned.index, "line_pk"] = planned["line_pk"].astype("Int64")
     by_pk = results.drop_duplicates("line_pk").set_index("line_pk")

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     out_dir: Path = Path("out")
     reference_dir: Path | None = None
     inbox_dir: Path = Path("inbox")
+    #: time zone of the nightly schedule (`w365etl serve`)
+    schedule_timezone: str = "UTC"
     #: Number locale of money written as text (SPEC §2.1): en-US "1,299.00", de-DE "1.299,00".
     number_locale: Literal["en-US", "de-DE", "fr-FR"] = "en-US"
     #: Order of day and month in text dates: MDY (D365 en-US), DMY or YMD.

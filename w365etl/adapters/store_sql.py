@@ -262,7 +262,8 @@ class SqlStore:
     def persist_plan(self, run_id: str, plan: Plan) -> pd.DataFrame:
         """Stage 'plan': customers, contracts, orders, lines and identifiers in one transaction.
 
-        Returns the lines to provision with ``line_pk`` and everything a provider needs.
+        Returns every line of the plan with its ``line_pk`` (the planned ones carry everything a
+        provider needs).
         """
         lines = plan.lines
         with self.engine.begin() as connection:
@@ -273,8 +274,7 @@ class SqlStore:
             self._upsert_orders(connection, run_id, lines)
             lines = self._store_lines(connection, run_id, lines)
             self._store_identifiers(connection, lines)
-        planned = lines[lines["bucket"] == PLANNED]
-        return planned
+        return lines
 
     def _upsert_customers(self, connection: Connection, lines: pd.DataFrame) -> dict[str, int]:
         keyed = lines.dropna(subset=["customer_key"])

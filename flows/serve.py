@@ -1,0 +1,97 @@
+"""``w365etl serve``: the provision-orders flow on a nightly schedule over the inbox.
+
+Prefect's temporary server runs no schedules ("Cannot schedule flows on an ephemeral server"),
+so when no ``PREFECT_API_URL`` is configured this starts a real local Prefect server (its UI on
+127.0.0.1), waits until it is healthy, serves the flow against it and stops it on exit. With
+``PREFECT_API_URL`` set it uses that server. Import this module only after the environment is
+prepared: prefect reads its settings when first imported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+
+
+@dataclass
+class LocalServer:
+    url: str
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_local_server(*, port: int | None = None, timeout_seconds: float = 180) -> LocalServer:
+    """``prefect server start`` on 127.0.0.1, returned once ``/api/health`` answers."""
+    port = port or _free_port()
+    environment = dict(os.environ, PREFECT_UI_ENABLED="true", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    environment.pop("PREFECT_API_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the local Prefect server stopped at start (exit {process.returncode})")
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return LocalServer(url, process)
+        except OSError:
+            time.sleep(0.5)
+    LocalServer(url, process).stop()
+    raise RuntimeError(f"the local Prefect server did not become healthy within {timeout_seconds:.0f} s")
+
+
+def serve_nightly(*, cron: str, timezone: str, inbox_dir: str, config_file: str | None, out_dir: str | None,
+                  on_ready=print) -> None:
+    """Serve the flow until SIGTERM or Ctrl-C; starts (and stops) a local server if needed."""
+    server = None
+    if not os.environ.get("PREFECT_API_URL"):
+        server = start_local_server()
+        os.environ["PREFECT_API_URL"] = f"{server.url}/api"
+        on_ready(f"started a local Prefect server: {server.url} (UI on 127.0.0.1)")
+
+    def _stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        from prefect.schedules import Cron
+
+        from flows.provision_orders import provision_orders
+
+        on_ready(f"serving provision-orders/nightly on '{cron}' ({timezone}) over {inbox_dir}")
+        provision_orders.serve(
+            name="nightly",
+            schedules=[Cron(cron, timezone=timezone)],
+            parameters={"files": [], "inbox_dir": inbox_dir, "config_file": config_file, "out_dir": out_dir},
+            print_starting_message=False,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.stop()
+            on_ready("stopped the local Prefect server")
