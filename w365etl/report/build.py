@@ -114,9 +114,10 @@ def build_exceptions(
     codes = frame["reason_code"].drop_duplicates()
     frame["severity"] = frame["reason_code"].map({code: str(severity_of(code)) for code in codes})
     frame["suggested_action"] = frame["reason_code"].map({code: suggested_action_of(code) for code in codes})
+    # what a reviewer works through: errors first, then grouped by what to do about them
     order = {"error": 0, "warning": 1}
     frame = frame.assign(_severity=frame["severity"].map(order)).sort_values(
-        ["_severity", "reason_code", "file", "row"], kind="stable").drop(columns="_severity")
+        ["_severity", "suggested_action", "reason_code", "file", "row"], kind="stable").drop(columns="_severity")
     return frame[EXCEPTION_COLUMNS].reset_index(drop=True)
 
 
