@@ -10,7 +10,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 SAMPLE_FILES := sample_data/d365_order_products_export.xlsx \
                 sample_data/dataverse_salesorders.csv sample_data/dataverse_salesorderdetails.csv
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install run test test-fast bench stress clean
 
 install: $(STAMP)
 
@@ -37,5 +37,12 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+## stress: two `w365etl run` processes racing on one database, STRESS_RUNS times per backend
+## (SQLite and PostgreSQL); prints "race: N iteration(s) on <backend> …, duplicates: D" (D must be 0)
+STRESS_RUNS ?= 50
+stress: $(STAMP)
+	W365_RACE_ITERATIONS=$(STRESS_RUNS) $(BIN)/pytest -q -s -p no:cacheprovider \
+		tests/integration/test_concurrent_runs.py -k two_concurrent_runs
+
 clean:
-	rm -rf out w365etl.sqlite .pytest_cache
+	rm -rf out w365etl.sqlite w365etl.sqlite-runlock .pytest_cache

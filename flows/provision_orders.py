@@ -145,6 +145,8 @@ def provision_orders(
         store = wiring.build_store(settings, is_dry_run=dry_run)
     except NOT_RUN_ERRORS as error:
         return _not_run(logger, error)
+    # a dry run may read an existing database, but writes nothing and calls no provider
+    writer = None if dry_run else store
     as_of_date = as_of or dt.date.today()
     run_id = new_run_id(as_of_date)
     providers: dict = {}
@@ -168,27 +170,29 @@ def provision_orders(
         plan = make_plan(lines, line_issues, state, settings, as_of_date)
         # SPEC §2.2: no silent default — stop before anything is stored or provisioned
         provisioning.ensure_providers(plan, settings)
-        if store is not None:
+        if writer is not None:
             providers = wiring.build_providers(settings, provisioning.required_providers(plan),
                                                store=store, run_id=run_id, state=state)
             # R3: a mapped account the provider does not know holds its order like a missing one
             invalid = verify_provider_accounts(plan, providers)
             if invalid:
                 plan = make_plan(lines, line_issues, state, settings, as_of_date, invalid)
-        persisted = persist_plan(store, run_id, plan)
+        persisted = persist_plan(writer, run_id, plan)
+        if writer is not None:  # lines a concurrent run provisioned meanwhile are not provisioned again
+            plan = provisioning.as_persisted(plan, persisted)
         planned = persisted[persisted["bucket"] == PLANNED]
-        results = provision(store, run_id, plan, planned, providers)
+        results = provision(writer, run_id, plan, planned, providers)
         lines, issues = provisioning.apply_results(
-            plan, planned, results, keep_line_ids=store is not None,
-            line_pks=persisted["line_pk"] if store is not None else None)
-        fulfilled = fulfil_orders(store, run_id, lines, as_of_date)
+            plan, planned, results, keep_line_ids=writer is not None,
+            line_pks=persisted["line_pk"] if writer is not None else None)
+        fulfilled = fulfil_orders(writer, run_id, lines, as_of_date)
         files_records = [asdict(record) for record in ingest.files] + duplicates
         outputs = provisioning.build_outputs(
             run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,
             files=files_records, headers=ingest.headers, fulfilled=fulfilled, stored_contracts=state.contracts,
             provider_modes=wiring.provider_modes(settings), is_dry_run=dry_run,
         )
-        write_reports(store, run_id, outputs, folder, files_records, settings.report_max_rows)
+        write_reports(writer, run_id, outputs, folder, files_records, settings.report_max_rows)
         if batch is not None:
             settle_inbox(batch, files_records, as_of_date)
     except NOT_RUN_ERRORS as error:

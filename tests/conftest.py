@@ -108,19 +108,29 @@ def pg_server_url() -> str:
         stop()
 
 
-def _reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine
+def _reset_postgres(url: str, *, upgrade: bool = True) -> None:
+    """Drop every table (the migration history too) and, unless told not to, build the
+    schema again with the migrations — as `w365etl db upgrade` does: runs never create a
+    PostgreSQL schema themselves."""
+    from sqlalchemy import text
 
+    from w365etl.adapters import migrations
+    from w365etl.adapters.store_sql import create_store_engine
     from w365etl.adapters.tables import Base
 
-    engine = create_engine(url)
-    Base.metadata.drop_all(engine)
+    engine = create_store_engine(url)
+    with engine.begin() as connection:
+        Base.metadata.drop_all(connection)
+        connection.execute(text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+    if upgrade:
+        migrations.upgrade(engine)
     engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path) -> str:
-    """A fresh, empty database of each backend."""
+    """A fresh database of each backend with no data: SQLite with no file yet (the first run
+    creates and upgrades it); PostgreSQL upgraded to head (`w365etl db upgrade`)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'w365etl.sqlite'}"
     url = request.getfixturevalue("pg_server_url")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -87,6 +87,23 @@ def ensure_providers(plan: Plan, settings: Settings) -> None:
     """Stop before anything is provisioned when a needed adapter is not configured (exit 2)."""
     adapters = {code: provider.adapter for code, provider in settings.providers.items()}
     check_providers_configured(required_providers(plan), adapters)
+
+
+def as_persisted(plan: Plan, persisted: pd.DataFrame) -> Plan:
+    """The plan as the store persisted it (``persisted`` is indexed like ``plan.lines``).
+
+    A concurrent run may have provisioned some planned lines, or created some new contracts,
+    between this run's plan and its persisting: the store says so in ``bucket`` and
+    ``is_new_contract``, and the run reports those lines as already provisioned and those
+    contracts as reused.
+    """
+    columns = ["bucket", "bucket_reason", "is_new_contract"]
+    lines = plan.lines.copy()
+    lines[columns] = persisted[columns].reindex(lines.index)
+    planned = lines["bucket"] == outcomes.PLANNED
+    used = set(lines.loc[planned & lines["is_new_contract"].astype(bool), "contract_number"])
+    new_contracts = plan.new_contracts[plan.new_contracts["contract_number"].isin(used)].reset_index(drop=True)
+    return replace(plan, lines=lines, new_contracts=new_contracts)
 
 
 def planned_for_dry_run(plan: Plan) -> pd.DataFrame:

@@ -5,12 +5,23 @@ bulk (``executemany`` of Core inserts/updates, upserts with ``ON CONFLICT``), ne
 round trip per line. Exactly-once rests on the unique constraints of ``tables.py``: inserts of
 what a line creates use ``ON CONFLICT DO NOTHING`` on the line's key, so repeating a stage
 after a crash converges instead of duplicating.
+
+Concurrent runs on one database: from ``persist_plan`` until the run ends, a run holds a lock
+on every customer (and order) it plans for — PostgreSQL: session advisory locks keyed on them;
+SQLite: an exclusive lock on a ``<database>-runlock`` file beside the database (every run, since
+SQLite writes one at a time anyway). A second run with any of those customers waits there, then
+re-reads what its plan was built on (``_claim_lines``): a line another run provisioned in the
+meantime becomes ``already_provisioned`` instead of being provisioned again; a line another run
+stored becomes that stored line instead of a second one. Locks go with the session or the open
+file, so a crashed run never leaves one behind, and its planned lines are taken over.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import time
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -18,13 +29,15 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, event, func, select, update
-from sqlalchemy import bindparam, insert, inspect
+from sqlalchemy import bindparam, insert, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from w365etl.adapters import migrations
 from w365etl.adapters import tables as t
 from w365etl.amounts import decimals_to_text
+from w365etl.domain import keys as line_keys
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
 from w365etl.reevaluation import payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
@@ -58,49 +71,255 @@ def _chunks(rows: list[dict[str, Any]], size: int = _CHUNK) -> Iterable[list[dic
         yield rows[start:start + size]
 
 
+def create_store_engine(url: str) -> Engine:
+    """The engine every store, upgrade and test uses. SQLite gets foreign keys, WAL, a busy
+    timeout and ``BEGIN IMMEDIATE`` transactions (so its DDL is transactional too and two runs
+    serialise their stages); ``StoreUnavailable`` for a URL that cannot be used."""
+    try:
+        engine = create_engine(url, future=True)
+    except (ArgumentError, ImportError) as error:
+        raise StoreUnavailable(f"database URL {redact_url(url)} is not usable: {error}") from None
+    if engine.dialect.name == "sqlite":
+        _prepare_sqlite(engine)
+    return engine
+
+
+def _prepare_sqlite(engine: Engine) -> None:
+    database = engine.url.database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - driver hook
+        # the sqlite3 module's own transaction handling would defer BEGIN; we issue it
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # pragma: no cover - driver hook
+        # a write lock from the first statement: two runs serialise their stages
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upgrade_schema(url: str, revision: str = "head") -> tuple[migrations.SchemaStatus, migrations.SchemaStatus]:
+    """``w365etl db upgrade``: the schema at ``revision``; the status before and after.
+    ``StoreUnavailable`` when the database cannot be reached or upgraded automatically."""
+    engine = create_store_engine(url)
+    try:
+        return migrations.upgrade(engine, revision)
+    except migrations.SchemaError as error:
+        raise StoreUnavailable(f"database {redact_url(url)}: {error}") from None
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        raise StoreUnavailable(f"database {redact_url(url)} is unreachable: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def schema_status(url: str) -> migrations.SchemaStatus:
+    """``w365etl db current``: where the database's schema stands (changes nothing)."""
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            return migrations.schema_status(connection)
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        raise StoreUnavailable(f"database {redact_url(url)} is unreachable: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def _usable(status: migrations.SchemaStatus, *, may_be_empty: bool) -> bool:
+    if status.is_current or (may_be_empty and status.is_empty):
+        return True
+    # read-only use (dry run) of a database built before migrations: the initial revision's shape
+    return may_be_empty and status.is_legacy and status.head == migrations.INITIAL_REVISION
+
+
+def schema_not_ready_message(url: str, status: migrations.SchemaStatus) -> str:
+    """What a run on a database whose schema is not at head says (exit 2)."""
+    where = f"database {redact_url(url)}"
+    if status.is_ahead:
+        return (f"{where} has schema {status.describe()}: it was upgraded by a newer w365etl; "
+                "install that version to use it")
+    return (f"{where} is not ready for this version of w365etl (schema: {status.describe()}; "
+            f"needed: {status.head}). Run `w365etl db upgrade` with the same --db or W365_DB_URL "
+            "to create or upgrade it: runs never create or alter a PostgreSQL schema themselves")
+
+
+#: how long a run waits for another run on the same customers before giving up (exit 2)
+RUN_LOCK_TIMEOUT_SECONDS = 3600
+#: PostgreSQL advisory lock spaces (the two-int4 form): one run-wide, one per customer/order key
+_LOCK_SPACE_RUNS = 0x7733_0001
+_LOCK_SPACE_KEYS = 0x7733_0002
+#: a run needing more keyed locks than this takes the run-wide lock exclusively instead
+_MAX_KEYED_LOCKS = 512
+
+
+def lock_keys(lines: pd.DataFrame) -> list[int]:
+    """The int4 lock keys of a plan's customers (name and CRM id) and orders, sorted.
+
+    Two runs that could plan the same line share at least one key: the line's order number, or
+    its customer. Collisions of the 32-bit hash only make two runs wait for each other.
+    """
+    names = []
+    for column, prefix in (("customer_name_key", "customer:"), ("customer_id", "customer-id:"),
+                           ("order_number", "order:")):
+        if column in lines.columns:
+            names += [prefix + str(value) for value in lines[column].dropna().drop_duplicates()]
+    return sorted({int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=4).digest(), "big", signed=True)
+                   for name in names})
+
+
+class _PostgresRunLock:
+    """Session advisory locks on a connection of their own, held until ``release``.
+
+    Every key is taken in ascending order after a shared run-wide lock, and never more later,
+    so two runs cannot deadlock; a big run takes the run-wide lock exclusively.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.connection: Connection | None = None
+
+    def acquire(self, keys: list[int]) -> None:
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.connection = connection
+        connection.execute(text(f"SET lock_timeout = {int(RUN_LOCK_TIMEOUT_SECONDS * 1000)}"))
+        if len(keys) > _MAX_KEYED_LOCKS:
+            connection.execute(text("SELECT pg_advisory_lock(:space, 0)"), {"space": _LOCK_SPACE_RUNS})
+            return
+        connection.execute(text("SELECT pg_advisory_lock_shared(:space, 0)"), {"space": _LOCK_SPACE_RUNS})
+        for key in keys:
+            connection.execute(text("SELECT pg_advisory_lock(:space, :key)"), {"space": _LOCK_SPACE_KEYS, "key": key})
+
+    def release(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        try:
+            connection.execute(text("SELECT pg_advisory_unlock_all()"))
+        except SQLAlchemyError:  # the session is gone, and its locks with it
+            pass
+        finally:
+            connection.close()
+
+
+class _FileRunLock:
+    """An exclusive ``flock`` on ``<database>-runlock``, held until ``release`` (SQLite)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = None
+
+    def acquire(self, keys: list[int]) -> None:
+        import fcntl
+
+        handle = self.path.open("a+b")
+        deadline = time.monotonic() + RUN_LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    handle.close()
+                    raise TimeoutError from None
+                time.sleep(0.05)
+        self.handle = handle
+
+    def release(self) -> None:
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            handle.close()  # closing the file releases the flock
+
+
+class _NoRunLock:
+    """In-memory SQLite, or a platform without ``flock``: one process, nothing to share."""
+
+    def acquire(self, keys: list[int]) -> None:
+        return
+
+    def release(self) -> None:
+        return
+
+
 class SqlStore:
     """The ``Store`` port over a SQLAlchemy engine."""
 
     def __init__(self, url: str, *, create_schema: bool = True) -> None:
+        """Open the database and make sure its schema is the one this code expects (head).
+
+        ``create_schema`` means "may upgrade": the embedded **SQLite** database is created or
+        upgraded by running the migrations (never ``create_all``). A **PostgreSQL** database is
+        never created or altered here, whatever ``create_schema`` says — only ``w365etl db
+        upgrade`` (``migrations.upgrade``) does that, explicitly; a run on an empty or out-of-date
+        one raises ``StoreUnavailable`` (exit 2) saying so. With ``create_schema=False`` (a dry
+        run) nothing is written: an empty database is accepted (``has_schema()`` is then False),
+        an out-of-date one is refused.
+        """
         self.url = url
-        try:
-            self.engine: Engine = create_engine(url, future=True)
-        except (ArgumentError, ImportError) as error:
-            raise StoreUnavailable(f"database URL {redact_url(url)} is not usable: {error}") from None
-        if self.engine.dialect.name == "sqlite":
-            self._prepare_sqlite()
+        self.engine: Engine = create_store_engine(url)
         try:
             with self.engine.connect() as connection:
-                connection.execute(select(1))
-            if create_schema:
-                t.Base.metadata.create_all(self.engine)
+                status = migrations.schema_status(connection)
+            if not status.is_current and create_schema and self.dialect == "sqlite":
+                _, status = migrations.upgrade(self.engine)
+        except migrations.SchemaError as error:
+            self.engine.dispose()
+            raise StoreUnavailable(f"database {redact_url(url)}: {error}") from None
         except (OperationalError, SQLAlchemyError) as error:
+            self.engine.dispose()
             reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
             raise StoreUnavailable(f"database {redact_url(url)} is unreachable: {reason}") from None
+        if not _usable(status, may_be_empty=not create_schema):
+            self.engine.dispose()
+            raise StoreUnavailable(schema_not_ready_message(url, status))
+        self._run_lock = self._new_run_lock()
+        self._holds_run_lock = False
+
+    def _new_run_lock(self):
+        if self.dialect == "postgresql":
+            return _PostgresRunLock(self.engine)
+        database = self.engine.url.database
+        try:
+            import fcntl  # noqa: F401 - POSIX only
+        except ImportError:  # pragma: no cover - Windows
+            return _NoRunLock()
+        if self.dialect == "sqlite" and database and database != ":memory:":
+            return _FileRunLock(Path(f"{database}-runlock"))
+        return _NoRunLock()
+
+    def lock_customers(self, lines: pd.DataFrame) -> None:
+        """Hold the locks of these lines' customers and orders until the run ends (waits for any
+        other run holding one of them). Taken once per run: a second call starts over."""
+        self.release_customers()
+        try:
+            self._run_lock.acquire(lock_keys(lines))
+        except (TimeoutError, OperationalError) as error:
+            self._run_lock.release()
+            # PostgreSQL's lock_timeout is SQLSTATE 55P03 (lock_not_available)
+            if isinstance(error, TimeoutError) or getattr(getattr(error, "orig", None), "sqlstate", None) == "55P03":
+                raise StoreUnavailable(
+                    f"another w365etl run on database {redact_url(self.url)} has been provisioning some of the same "
+                    f"customers for over {RUN_LOCK_TIMEOUT_SECONDS // 60} minutes; this run stopped before "
+                    "provisioning anything — run it again when that run has finished") from None
+            reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+            raise StoreUnavailable(f"database {redact_url(self.url)} is unreachable: {reason}") from None
+        self._holds_run_lock = True
+
+    def release_customers(self) -> None:
+        if self._holds_run_lock:
+            self._holds_run_lock = False
+            self._run_lock.release()
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
-
-    def _prepare_sqlite(self) -> None:
-        database = self.engine.url.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-
-        @event.listens_for(self.engine, "connect")
-        def _on_connect(dbapi_connection, _record):  # pragma: no cover - driver hook
-            # the sqlite3 module's own transaction handling would defer BEGIN; we issue it
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=60000")
-            cursor.close()
-
-        @event.listens_for(self.engine, "begin")
-        def _on_begin(connection):  # pragma: no cover - driver hook
-            # a write lock from the first statement: two runs serialise their stages
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def has_schema(self) -> bool:
         return inspect(self.engine).has_table("runs")
@@ -109,6 +328,7 @@ class SqlStore:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
     def dispose(self) -> None:
+        self.release_customers()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ reading
@@ -263,17 +483,69 @@ class SqlStore:
         """Stage 'plan': customers, contracts, orders, lines and identifiers in one transaction.
 
         Returns every line of the plan with its ``line_pk`` (the planned ones carry everything a
-        provider needs).
+        provider needs), and with ``bucket`` and ``is_new_contract`` as stored: a planned line
+        that another run provisioned since this run's plan was made comes back
+        ``already_provisioned`` (provision only the lines still ``planned``), and a contract
+        another run created comes back as not new.
+
+        Concurrency: first the run's customers and orders are locked until the run ends
+        (``lock_customers``), then, inside the transaction, the plan is checked against what is
+        stored now (``_claim_lines``) — so of two runs planning the same line, exactly one
+        provisions it.
         """
-        lines = plan.lines
+        self.lock_customers(plan.lines)
         with self.engine.begin() as connection:
+            lines = self._claim_lines(connection, plan.lines)
             customer_pks = self._upsert_customers(connection, lines)
             lines = lines.assign(customer_pk=lines["customer_key"].map(customer_pks).astype("Int64"))
-            contract_pks = self._insert_contracts(connection, run_id, plan.new_contracts, customer_pks)
+            still_new = lines.loc[(lines["bucket"] == PLANNED) & lines["is_new_contract"].astype(bool), "contract_number"]
+            new_contracts = plan.new_contracts[plan.new_contracts["contract_number"].isin(set(still_new))]
+            contract_pks = self._insert_contracts(connection, run_id, new_contracts, customer_pks)
             lines = lines.assign(contract_pk=lines["contract_number"].map(contract_pks).astype("Int64"))
+            lines = self._mark_contracts_created_elsewhere(connection, run_id, lines)
             self._upsert_orders(connection, run_id, lines)
             lines = self._store_lines(connection, run_id, lines)
             self._store_identifiers(connection, lines)
+        return lines
+
+    def _claim_lines(self, connection: Connection, lines: pd.DataFrame) -> pd.DataFrame:
+        """The plan against what is stored *now* (under the run's locks, in its transaction).
+
+        The plan was made from the state read before the locks were taken; another run may
+        have stored or provisioned some of the same lines since. Each line is matched again
+        (R6, same rule as the plan): it is stored under the line found now — never as a second
+        row of the same line — and a planned line found provisioned is ``already_provisioned``.
+        A line another run left ``planned`` is taken over: that run has ended (it held the
+        locks), so it crashed before recording what the provider did, and provisioning the same
+        ``line_pk`` again converges (subscriptions and charges are unique per line; automatic
+        providers reconcile through their submission journal).
+        """
+        found = self._matching_identifiers(connection, lines)
+        if found.empty:
+            return lines
+        current = line_keys.match_stored_lines(lines, found)
+        matched = current.dropna().astype("int64").drop_duplicates().tolist()
+        statuses = self._select_in(connection, select(t.Line.line_pk, t.Line.status), t.Line.line_pk, matched)
+        status = current.map(statuses.set_index("line_pk")["status"]).astype("string")
+        taken = (lines["bucket"] == PLANNED) & (status == PROVISIONED).fillna(False)
+        lines = lines.assign(stored_line_pk=current.where(current.notna(), lines["stored_line_pk"]).astype("Int64"))
+        if taken.any():
+            lines.loc[taken, "bucket"] = ALREADY_PROVISIONED
+            lines.loc[taken, "bucket_reason"] = pd.NA
+        return lines
+
+    def _mark_contracts_created_elsewhere(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> pd.DataFrame:
+        """A contract planned as new that another run created meanwhile is reused, not created."""
+        new = lines["is_new_contract"].astype(bool) & lines["contract_pk"].notna()
+        if not new.any():
+            return lines
+        pks = lines.loc[new, "contract_pk"].astype("int64").drop_duplicates().tolist()
+        creators = self._select_in(connection, select(t.BillingContract.contract_pk, t.BillingContract.created_run_id),
+                                   t.BillingContract.contract_pk, pks)
+        created_by = lines["contract_pk"].map(creators.set_index("contract_pk")["created_run_id"])
+        elsewhere = new & (created_by != run_id).fillna(False)
+        if elsewhere.any():
+            lines = lines.assign(is_new_contract=lines["is_new_contract"].astype(bool) & ~elsewhere)
         return lines
 
     def _upsert_customers(self, connection: Connection, lines: pd.DataFrame) -> dict[str, int]:
@@ -306,9 +578,20 @@ class SqlStore:
                     if not pd.isna(row.crm):
                         pks[row.customer_key] = by_id[row.crm]
             if without_id:
-                result = connection.execute(
-                    insert(t.Customer).returning(t.Customer.customer_pk, sort_by_parameter_order=True), without_id)
-                pks.update(zip(new[new["crm"].isna()]["customer_key"], result.scalars().all()))
+                # under the run's locks: an account of this name that another run stored since
+                # the plan was made is the same account (as the plan would have found it)
+                bare = new[new["crm"].isna()]
+                stored_now = dict(connection.execute(
+                    select(t.Customer.name_key, func.min(t.Customer.customer_pk))
+                    .where(t.Customer.name_key.in_(bare["customer_name_key"].dropna().drop_duplicates().tolist()))
+                    .group_by(t.Customer.name_key)).all())
+                known = bare["customer_name_key"].isin(stored_now.keys())
+                pks.update(zip(bare.loc[known, "customer_key"], bare.loc[known, "customer_name_key"].map(stored_now)))
+                missing = [row for row, is_known in zip(without_id, known) if not is_known]
+                if missing:
+                    result = connection.execute(
+                        insert(t.Customer).returning(t.Customer.customer_pk, sort_by_parameter_order=True), missing)
+                    pks.update(zip(bare.loc[~known, "customer_key"], result.scalars().all()))
         return pks
 
     def _insert_contracts(self, connection: Connection, run_id: str, new_contracts: pd.DataFrame,
@@ -461,7 +744,7 @@ class SqlStore:
         statement = self._insert(t.SubscriptionChange).on_conflict_do_nothing(index_elements=["line_pk"])
         targets = increases["target_subscription_pk"].astype("int64").drop_duplicates().tolist()
         current = dict(connection.execute(select(t.Subscription.subscription_pk, t.Subscription.quantity).where(
-            t.Subscription.subscription_pk.in_(targets))).all())
+            t.Subscription.subscription_pk.in_(targets)).with_for_update()).all())
         already = set(connection.execute(select(t.SubscriptionChange.line_pk).where(
             t.SubscriptionChange.line_pk.in_(increases["line_pk"].astype("int64").tolist()))).scalars())
         running = {pk: Decimal(value) for pk, value in current.items()}
@@ -521,6 +804,7 @@ class SqlStore:
                     connection.execute(insert(t.LineOutcome), chunk)
             connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id).values(
                 status="completed", finished_at=t.utc_now(), summary_json=json.dumps(summary, default=str)))
+        self.release_customers()  # the run's writes are done: other runs may take its customers
 
 
 class SqlSubmissionJournal:
