@@ -30,6 +30,7 @@ from w365etl.adapters.store_sql import StoreUnavailable
 from w365etl.domain.validation import validate_line_values
 from w365etl.execute import ProviderNotConfigured
 from w365etl.ingest import IngestResult, issues_per_line
+from w365etl.domain.keys import add_line_identifiers
 from w365etl.domain.outcomes import PLANNED
 from w365etl.plan import Plan, StoredState, build_plan, empty_state
 from w365etl.reevaluation import with_waiting_lines
@@ -63,14 +64,12 @@ def read_orders(paths: list[Path], settings: Settings) -> tuple[IngestResult, pd
 def add_waiting_lines(store, lines: pd.DataFrame) -> pd.DataFrame:
     """Orders held for a mapping and lines that failed at the provider come back every run."""
     waiting = store.waiting_lines() if store is not None else pd.DataFrame(columns=["order_number", "payload"])
-    return with_waiting_lines(lines, waiting)
+    return add_line_identifiers(with_waiting_lines(lines, waiting))  # R6 keys, computed once per run
 
 
 @task(name="load-state", cache_policy=NO_CACHE)
 def load_state(store, lines: pd.DataFrame, reference: ReferenceData | None, is_dry_run: bool) -> StoredState:
-    from w365etl.domain.keys import add_line_identifiers
-
-    state = empty_state() if store is None else store.load_state(add_line_identifiers(lines))
+    state = empty_state() if store is None else store.load_state(lines)
     # a real run loaded the reference into the database already; a dry run applies it in memory
     return provisioning.with_reference(state, reference if is_dry_run else None)
 

@@ -38,11 +38,10 @@ from typing import Any
 import pandas as pd
 
 from w365etl.domain import outcomes
-from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.reasons import MAPPING_HOLD_CODES, ReasonCode
 from w365etl.report import build
 from w365etl.report.cells import Sheet
-from w365etl.report.sheets import next_steps, summary_rows
+from w365etl.report.sheets import manual_tasks, next_steps, summary_rows
 
 REBUILT_NOTICE = ("REBUILT from the database by `w365etl report`: the rows are what the database holds now "
                   "for this run.")
@@ -355,26 +354,3 @@ def _subscription_rows(created: pd.DataFrame, changed: pd.DataFrame, as_of: Any)
     return pd.concat(parts, ignore_index=True)[SUBSCRIPTION_COLUMNS]
 
 
-def manual_tasks(provisioned: pd.DataFrame, provider_modes: dict[str, str],
-                 provider_kinds: dict[str, str]) -> pd.DataFrame:
-    """What someone has to do by hand for the run's provisioned lines (manual providers, and
-    automatic ones the run only recorded)."""
-    code = provisioned["effective_provider_code"]
-    by_hand = code.map(lambda value: provider_kinds.get(value) == "manual" or provider_modes.get(value) == "record")
-    lines = provisioned[by_hand.fillna(False).astype(bool)] if not provisioned.empty else provisioned
-    verb = lines["action"].map({CREATE: "Set up subscription", INCREASE: "Increase subscription",
-                                CHARGE: "Deliver and bill one-time item"}).astype("string")
-    product = lines["product_name"].astype("string").fillna(lines["product_number"].astype("string"))
-    return pd.DataFrame({
-        "task": verb + " " + product + " × " + lines["quantity"].astype("string") + " for "
-        + lines["customer_name"].astype("string"),
-        "provider": lines["effective_provider_code"],
-        "how": lines["effective_provider_code"].map(
-            lambda value: "buy in the provider portal (record mode)" if provider_modes.get(value) == "record"
-            else "manual provider"),
-        "customer_name": lines["customer_name"], "provider_customer_id": lines["provider_customer_id"],
-        "order_number": lines["order_number"], "line_key": lines["line_key"],
-        "product_number": lines["product_number"], "provider_sku": lines["provider_sku"],
-        "quantity": lines["quantity"], "term": lines["term_duration"],
-        "billing_frequency": lines["billing_frequency"], "billing_contract": lines["contract_number"],
-    }).reset_index(drop=True)

@@ -19,7 +19,7 @@ from w365etl.domain import outcomes
 from w365etl.domain.issues import concat_issues, issues_for
 from w365etl.domain.rules import LineDefaults
 from w365etl.execute import assume_accepted, check_providers_configured, execute_plan, provision_requests
-from w365etl.plan import Plan, PlanOptions, StoredState, build_plan
+from w365etl.plan import Plan, PlanOptions, StoredState
 from w365etl.ports import Provider, Store
 from w365etl.reasons import ReasonCode
 from w365etl.reference import ReferenceData, merge_provider_accounts, merge_products

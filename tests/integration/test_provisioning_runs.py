@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import select
 
+from tests.support.database import count, rows
 from tests.support.exports import line, write_flat_csv, write_reference
 from w365etl.adapters import tables as t
 
@@ -35,22 +36,6 @@ def run(db_url, tmp_path, monkeypatch):
                                 out_dir=str(tmp_path / "out"), as_of=as_of, dry_run=dry_run)
 
     return _run
-
-
-def count(db_url: str, table) -> int:
-    engine = create_engine(db_url)
-    with engine.connect() as connection:
-        number = connection.execute(select(func.count()).select_from(table)).scalar_one()
-    engine.dispose()
-    return number
-
-
-def rows(db_url: str, statement) -> list:
-    engine = create_engine(db_url)
-    with engine.connect() as connection:
-        found = connection.execute(statement).all()
-    engine.dispose()
-    return found
 
 
 def two_orders(tmp_path: Path) -> Path:

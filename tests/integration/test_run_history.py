@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import event, func, select
 from typer.testing import CliRunner
 
+from tests.support.database import rows
 from tests.support.exports import line, write_flat_csv, write_reference
 from w365etl.adapters import tables as t
 from w365etl.history_commands import app
@@ -41,14 +42,6 @@ def run(db_url, tmp_path, monkeypatch):
                                 out_dir=str(tmp_path / "out"), as_of=AS_OF)
 
     return _run
-
-
-def rows(db_url: str, statement) -> list:
-    engine = create_engine(db_url)
-    with engine.connect() as connection:
-        found = connection.execute(statement).all()
-    engine.dispose()
-    return found
 
 
 def invoke(*args: str):

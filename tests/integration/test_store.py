@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 
 from w365etl.adapters import tables as t
 from w365etl.adapters.store_sql import SqlStore

@@ -209,3 +209,12 @@ def test_r6_identifiers_long_lists_every_identifier_a_line_has():
     long = keys.identifiers_long(frame, "ref")
 
     assert sorted(zip(long["ref"], long["level"])) == [(1, "content"), (1, "guid"), (1, "number"), (2, "content")]
+
+
+def test_r6_a_plan_of_lines_keyed_beforehand_is_the_plan_of_the_raw_lines():
+    """The flow keys the lines once (to ask the store) and hands them to the plan as they are."""
+    raw = f.lines_frame([f.line(), f.line(product_number=f.SETUP), f.line(line_id=None, line_number=None)])
+    keyed = keys.add_line_identifiers(raw)
+    first, second = f.plan(raw), f.plan(keyed)
+    assert f.buckets(first) == f.buckets(second)
+    assert first.lines["line_key"].tolist() == second.lines["line_key"].tolist()

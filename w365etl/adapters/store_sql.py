@@ -727,8 +727,7 @@ class SqlStore:
             status = pd.DataFrame({
                 "b_pk": done["line_pk"].astype("int64"),
                 "status": done["is_success"].map({True: PROVISIONED, False: FAILED}),
-                "status_reason": done["error_code"].where(~done["is_success"]).map(
-                    lambda code: None if pd.isna(code) else "PROVIDER_ERROR"),
+                "status_reason": pd.Series("PROVIDER_ERROR", index=done.index).where(~done["is_success"]),
                 "provisioned_run_id": pd.Series(run_id, index=done.index).where(done["is_success"]),
                 "provider_subscription_id": done["provider_subscription_id_result"].fillna(done["provider_subscription_id"]),
                 "error_code": done["error_code"], "error_message": done["error_message"],

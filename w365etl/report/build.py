@@ -60,7 +60,7 @@ def build_exceptions(
 ) -> pd.DataFrame:
     """One row per problem, placed where a person finds it (file, sheet, spreadsheet row, column)."""
     issues = line_issues.copy()
-    issues["field"] = issues["field"].map(lambda name: FIELD_OF_COLUMN.get(name, name) if isinstance(name, str) else name)
+    issues["field"] = issues["field"].replace(FIELD_OF_COLUMN)
     located = issues.merge(
         lines[["line_index", "file_path", "sheet_name", "row_number", "order_file_path", "order_sheet_name",
                "order_row_number", "table_key", "order_table_key", "order_number", "line_key", "customer_name"]],
@@ -77,10 +77,13 @@ def build_exceptions(
         else:
             located[target] = derived
     table = located["table_key"].where(~is_order_field, located["order_table_key"])
-    header = pd.Series(
-        [headers.get(key, {}).get(field) if isinstance(key, str) and isinstance(field, str) else None
-         for key, field in zip(table, located["field"])], index=located.index, dtype="string",
-    )
+    # the header as the person sees it in that file: one small frame of (table, field) → header,
+    # joined to the issues (not a lookup per issue row)
+    known = pd.DataFrame([(key, field, text) for key, fields in headers.items() for field, text in fields.items()],
+                         columns=["table_key", "field", "header"])
+    wanted = pd.DataFrame({"table_key": table.astype("string"), "field": located["field"].astype("string")})
+    header = wanted.merge(known.astype("string"), on=["table_key", "field"], how="left")["header"]
+    header = pd.Series(header.to_numpy(), index=located.index, dtype="string")
     header = header.fillna(located["field"].map(DISPLAY_NAMES).astype("string"))
     if "column" in located.columns:
         located["column"] = located["column"].astype("string").fillna(header)

@@ -123,24 +123,14 @@ def build_sheets(
         "extended_amount": decimals_to_text(charges_lines["extended_amount"]), "charge_date": as_of,
     })
 
-    by_hand = provisioned["effective_provider_code"].map(
-        lambda code: provider_kinds.get(code) == "manual" or provider_modes.get(code) == "record")
-    tasks_lines = provisioned[by_hand.astype(bool)] if not provisioned.empty else provisioned
-    verb = tasks_lines["action"].map({CREATE: "Set up subscription", INCREASE: "Increase subscription",
-                                      CHARGE: "Deliver and bill one-time item"})
-    tasks = pd.DataFrame({
-        "task": verb + " " + tasks_lines["catalog_product_name"].astype("string") + " × " +
-        decimals_to_text(tasks_lines["quantity"]) + " for " + tasks_lines["customer_name"].astype("string"),
-        "provider": tasks_lines["effective_provider_code"],
-        "how": tasks_lines["effective_provider_code"].map(
-            lambda code: "buy in the provider portal (record mode)" if provider_modes.get(code) == "record"
-            else "manual provider"),
-        "customer_name": tasks_lines["customer_name"], "provider_customer_id": tasks_lines["provider_customer_id"],
-        "order_number": tasks_lines["order_number"], "line_key": tasks_lines["line_key"],
-        "product_number": tasks_lines["catalog_product_number"], "provider_sku": tasks_lines["catalog_provider_sku"],
-        "quantity": decimals_to_text(tasks_lines["quantity"]), "term": tasks_lines["effective_term_duration"],
-        "billing_frequency": tasks_lines["effective_billing_frequency"], "billing_contract": tasks_lines["contract_number"],
-    })
+    tasks = manual_tasks(
+        provisioned.assign(product_name=provisioned["catalog_product_name"],
+                           product_number=provisioned["catalog_product_number"],
+                           provider_sku=provisioned["catalog_provider_sku"],
+                           quantity=decimals_to_text(provisioned["quantity"]),
+                           term_duration=provisioned["effective_term_duration"],
+                           billing_frequency=provisioned["effective_billing_frequency"]),
+        provider_modes, provider_kinds)
 
     return [
         Sheet("Summary", summary_rows(summary), banner=notices + next_steps(summary)),
@@ -152,6 +142,30 @@ def build_sheets(
         Sheet("Exceptions", exceptions, banner=notices),
         Sheet("Manual Tasks", tasks.reset_index(drop=True), banner=notices),
     ]
+
+
+def manual_tasks(provisioned: pd.DataFrame, provider_modes: dict[str, str],
+                 provider_kinds: dict[str, str]) -> pd.DataFrame:
+    """What someone has to do by hand for the run's provisioned lines (manual providers, and
+    automatic ones the run only recorded)."""
+    recorded = {code for code, adapter in provider_modes.items() if adapter == "record"}
+    by_hand = {code for code, kind in provider_kinds.items() if kind == "manual"} | recorded
+    lines = provisioned[provisioned["effective_provider_code"].isin(by_hand)]
+    verb = lines["action"].map({CREATE: "Set up subscription", INCREASE: "Increase subscription",
+                                CHARGE: "Deliver and bill one-time item"}).astype("string")
+    product = lines["product_name"].astype("string").fillna(lines["product_number"].astype("string"))
+    return pd.DataFrame({
+        "task": verb + " " + product + " × " + lines["quantity"].astype("string") + " for "
+        + lines["customer_name"].astype("string"),
+        "provider": lines["effective_provider_code"],
+        "how": pd.Series("manual provider", index=lines.index).where(
+            ~lines["effective_provider_code"].isin(recorded), "buy in the provider portal (record mode)"),
+        "customer_name": lines["customer_name"], "provider_customer_id": lines["provider_customer_id"],
+        "order_number": lines["order_number"], "line_key": lines["line_key"],
+        "product_number": lines["product_number"], "provider_sku": lines["provider_sku"],
+        "quantity": lines["quantity"], "term": lines["term_duration"],
+        "billing_frequency": lines["billing_frequency"], "billing_contract": lines["contract_number"],
+    }).reset_index(drop=True)
 
 
 def _contract_rows(provisioned: pd.DataFrame, new_contracts: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
