@@ -41,6 +41,7 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 #: name → module with ``run(*, quick)``; add a benchmark by adding a line here
 BENCHMARKS: dict[str, str] = {
     "partner_center_throughput": "bench.partner_center_throughput",
+    "pipeline_scale": "bench.pipeline_scale",
 }
 
 DOC_HEADER = """# Benchmarks

@@ -36,6 +36,7 @@ from w365etl.plan import Plan, StoredState, build_plan, empty_state
 from w365etl.reevaluation import with_waiting_lines
 from w365etl.reference import ReferenceData, ReferenceDataError, read_reference_dir
 from w365etl.settings import Settings, SettingsError, load_settings
+from w365etl.timing import StageClock
 
 NOT_RUN_ERRORS = (SettingsError, StoreUnavailable, ProviderNotConfigured, ReferenceDataError)
 
@@ -137,6 +138,7 @@ def provision_orders(
     nightly schedule). The run ends Failed when a file was rejected whole (the CLI exits 1) or
     when it could not start (exit 2)."""
     logger = get_run_logger()
+    clock = StageClock()
     try:
         settings = load_settings(Path(config_file) if config_file else None)
         reference_path = Path(reference_dir) if reference_dir else settings.reference_dir
@@ -155,45 +157,61 @@ def provision_orders(
         duplicates: list[dict] = []
         paths = [Path(item) for item in files]
         if not files and inbox_dir:
-            batch, paths, duplicates = take_inbox(store, Path(inbox_dir), run_id, dry_run)
+            with clock.stage("take-inbox"):
+                batch, paths, duplicates = take_inbox(store, Path(inbox_dir), run_id, dry_run)
             if batch.reference_dir is not None:
                 reference = read_reference_dir(batch.reference_dir)  # dropped in inbox/reference/
-        load_reference(store, reference, dry_run)
-        ingest, line_issues = read_orders(paths, settings)
+        with clock.stage("load-reference"):
+            load_reference(store, reference, dry_run)
+        with clock.stage("read-orders"):
+            ingest, line_issues = read_orders(paths, settings)
         if batch is not None:
             ingest, line_issues = inbox.as_seen_in_inbox(batch, ingest, line_issues)
         for warning in ingest.warnings:
             logger.warning(warning)
-        lines = add_waiting_lines(store, ingest.lines)
-        state = load_state(store, lines, reference, dry_run)
-        plan = make_plan(lines, line_issues, state, settings, as_of_date)
+        with clock.stage("add-waiting-lines"):
+            lines = add_waiting_lines(store, ingest.lines)
+        with clock.stage("load-state"):
+            state = load_state(store, lines, reference, dry_run)
+        with clock.stage("plan"):
+            plan = make_plan(lines, line_issues, state, settings, as_of_date)
         # SPEC §2.2: no silent default — stop before anything is stored or provisioned
         provisioning.ensure_providers(plan, settings)
         if writer is not None:
             providers = wiring.build_providers(settings, provisioning.required_providers(plan),
                                                store=store, run_id=run_id, state=state)
             # R3: a mapped account the provider does not know holds its order like a missing one
-            invalid = verify_provider_accounts(plan, providers)
+            with clock.stage("verify-provider-accounts"):
+                invalid = verify_provider_accounts(plan, providers)
             if invalid:
-                plan = make_plan(lines, line_issues, state, settings, as_of_date, invalid)
-        persisted = persist_plan(writer, run_id, plan)
+                with clock.stage("plan"):
+                    plan = make_plan(lines, line_issues, state, settings, as_of_date, invalid)
+        with clock.stage("persist-plan"):
+            persisted = persist_plan(writer, run_id, plan)
         if writer is not None:  # lines a concurrent run provisioned meanwhile are not provisioned again
             plan = provisioning.as_persisted(plan, persisted)
         planned = persisted[persisted["bucket"] == PLANNED]
-        results = provision(writer, run_id, plan, planned, providers)
-        lines, issues = provisioning.apply_results(
-            plan, planned, results, keep_line_ids=writer is not None,
-            line_pks=persisted["line_pk"] if writer is not None else None)
-        fulfilled = fulfil_orders(writer, run_id, lines, as_of_date)
+        with clock.stage("provision"):
+            results = provision(writer, run_id, plan, planned, providers)
+        with clock.stage("apply-results"):
+            lines, issues = provisioning.apply_results(
+                plan, planned, results, keep_line_ids=writer is not None,
+                line_pks=persisted["line_pk"] if writer is not None else None)
+        with clock.stage("fulfil-orders"):
+            fulfilled = fulfil_orders(writer, run_id, lines, as_of_date)
         files_records = [asdict(record) for record in ingest.files] + duplicates
-        outputs = provisioning.build_outputs(
-            run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,
-            files=files_records, headers=ingest.headers, fulfilled=fulfilled, stored_contracts=state.contracts,
-            provider_modes=wiring.provider_modes(settings), is_dry_run=dry_run,
-        )
-        write_reports(writer, run_id, outputs, folder, files_records, settings.report_max_rows)
+        with clock.stage("build-outputs"):
+            outputs = provisioning.build_outputs(
+                run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,
+                files=files_records, headers=ingest.headers, fulfilled=fulfilled, stored_contracts=state.contracts,
+                provider_modes=wiring.provider_modes(settings), is_dry_run=dry_run,
+            )
+        with clock.stage("write-reports"):
+            write_reports(writer, run_id, outputs, folder, files_records, settings.report_max_rows)
         if batch is not None:
-            settle_inbox(batch, files_records, as_of_date)
+            with clock.stage("settle-inbox"):
+                settle_inbox(batch, files_records, as_of_date)
+        clock.write(folder)
     except NOT_RUN_ERRORS as error:
         if batch is not None:
             inbox.release(batch)

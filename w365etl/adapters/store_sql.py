@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from w365etl.adapters import migrations
+from w365etl.adapters import bulk_sql, migrations
 from w365etl.adapters import tables as t
 from w365etl.amounts import decimals_to_text
 from w365etl.domain import keys as line_keys
@@ -398,9 +398,7 @@ class SqlStore:
                           prefixes=["TEMPORARY"])
         temporary.create(connection, checkfirst=True)
         connection.execute(temporary.delete())
-        rows = [{"identifier": value} for value in wanted.tolist()]
-        for chunk in _chunks(rows):
-            connection.execute(temporary.insert(), chunk)
+        bulk_sql.insert_frame(connection, temporary, pd.DataFrame({"identifier": wanted}))
         matched = select(t.LineIdentifier.line_pk).join(
             temporary, temporary.c.identifier == t.LineIdentifier.identifier).distinct().subquery()
         statement = select(t.LineIdentifier.line_pk, t.LineIdentifier.level, t.LineIdentifier.identifier).where(
@@ -610,19 +608,14 @@ class SqlStore:
         orders = lines.dropna(subset=["order_number"]).sort_values("line_index").drop_duplicates("order_number")
         if orders.empty:
             return
-        rows = _records(pd.DataFrame({
+        rows = pd.DataFrame({
             "order_number": orders["order_number"], "order_id": orders["order_id"],
             "customer_pk": orders["customer_pk"], "currency_code": orders["currency_code"],
             "is_fulfilled": False, "last_run_id": run_id,
-        }))
-        statement = self._insert(t.Order)
-        statement = statement.on_conflict_do_update(index_elements=["order_number"], set_={
-            "order_id": func.coalesce(statement.excluded.order_id, t.Order.order_id),
-            "customer_pk": func.coalesce(statement.excluded.customer_pk, t.Order.customer_pk),
-            "last_run_id": statement.excluded.last_run_id,
         })
-        for chunk in _chunks(rows):
-            connection.execute(statement, chunk)
+        bulk_sql.insert_frame(connection, t.Order.__table__, rows, conflict_columns=["order_number"], update_sql=(
+            "order_id = coalesce(excluded.order_id, orders.order_id), "
+            "customer_pk = coalesce(excluded.customer_pk, orders.customer_pk), last_run_id = excluded.last_run_id"))
 
     def _store_lines(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> pd.DataFrame:
         now = t.utc_now()
@@ -658,21 +651,12 @@ class SqlStore:
         new = stored_pk.isna()
         line_pk = stored_pk.copy()
         if new.any():
-            rows = _records(values[new])
-            inserted: list[int] = []
-            for chunk in _chunks(rows):
-                result = connection.execute(insert(t.Line).returning(t.Line.line_pk, sort_by_parameter_order=True), chunk)
-                inserted.extend(result.scalars().all())
-            line_pk.loc[new] = inserted
+            line_pk.loc[new] = bulk_sql.reserve_primary_keys(connection, t.Line.__table__, int(new.sum()))
+            bulk_sql.insert_frame(connection, t.Line.__table__, values[new].assign(line_pk=line_pk[new].astype("int64")))
         if updating.any():
-            rows = _records(values[updating].assign(b_pk=stored_pk[updating].astype("int64")))
-            statement = (
-                update(t.Line.__table__)
-                .where(t.Line.line_pk == bindparam("b_pk"), t.Line.status != PROVISIONED)
-                .values({column: bindparam(column) for column in values.columns})
-            )
-            for chunk in _chunks(rows):
-                connection.execute(statement, chunk)
+            bulk_sql.update_frame(connection, t.Line.__table__,
+                                  values[updating].assign(line_pk=stored_pk[updating].astype("int64")),
+                                  key="line_pk", where_sql=f"status <> '{PROVISIONED}'")
         return lines.assign(line_pk=line_pk.astype("Int64"))
 
     def _store_identifiers(self, connection: Connection, lines: pd.DataFrame) -> None:
@@ -683,9 +667,7 @@ class SqlStore:
             parts.append(pd.DataFrame({"identifier": column[present], "line_pk": lines.loc[present, "line_pk"],
                                        "level": level}))
         identifiers = pd.concat(parts, ignore_index=True).drop_duplicates("identifier")
-        statement = self._insert(t.LineIdentifier).on_conflict_do_nothing(index_elements=["identifier"])
-        for chunk in _chunks(_records(identifiers)):
-            connection.execute(statement, chunk)
+        bulk_sql.insert_frame(connection, t.LineIdentifier.__table__, identifiers, conflict_columns=["identifier"])
 
     def record_results(self, run_id: str, requests: pd.DataFrame, results: pd.DataFrame, as_of: dt.date) -> None:
         """Stage 'execute': what the provider did, with the line marked done, in one transaction."""
@@ -705,9 +687,7 @@ class SqlStore:
                     "start_date": as_of, "status": "Active", "source_line_pk": creates["line_pk"],
                     "created_run_id": run_id, "created_at": t.utc_now(),
                 })
-                statement = self._insert(t.Subscription).on_conflict_do_nothing(index_elements=["source_line_pk"])
-                for chunk in _chunks(_records(rows)):
-                    connection.execute(statement, chunk)
+                bulk_sql.insert_frame(connection, t.Subscription.__table__, rows, conflict_columns=["source_line_pk"])
             increases = ok[ok["action"] == INCREASE]
             if not increases.empty:
                 self._apply_increases(connection, run_id, increases)
@@ -721,11 +701,9 @@ class SqlStore:
                     "extended_amount": charges["extended_amount"], "charge_date": as_of,
                     "source_line_pk": charges["line_pk"], "run_id": run_id,
                 })
-                statement = self._insert(t.OneTimeCharge).on_conflict_do_nothing(index_elements=["source_line_pk"])
-                for chunk in _chunks(_records(rows)):
-                    connection.execute(statement, chunk)
+                bulk_sql.insert_frame(connection, t.OneTimeCharge.__table__, rows, conflict_columns=["source_line_pk"])
             status = pd.DataFrame({
-                "b_pk": done["line_pk"].astype("int64"),
+                "line_pk": done["line_pk"].astype("int64"),
                 "status": done["is_success"].map({True: PROVISIONED, False: FAILED}),
                 "status_reason": pd.Series("PROVIDER_ERROR", index=done.index).where(~done["is_success"]),
                 "provisioned_run_id": pd.Series(run_id, index=done.index).where(done["is_success"]),
@@ -733,10 +711,7 @@ class SqlStore:
                 "error_code": done["error_code"], "error_message": done["error_message"],
                 "updated_at": t.utc_now(),
             })
-            statement = update(t.Line.__table__).where(t.Line.line_pk == bindparam("b_pk"), t.Line.status == PLANNED).values(
-                {column: bindparam(column) for column in status.columns if column != "b_pk"})
-            for chunk in _chunks(_records(status)):
-                connection.execute(statement, chunk)
+            bulk_sql.update_frame(connection, t.Line.__table__, status, key="line_pk", where_sql=f"status = '{PLANNED}'")
 
     def _apply_increases(self, connection: Connection, run_id: str, increases: pd.DataFrame) -> None:
         """R5 Existing: add each line's quantity once (a change row per line, unique per line)."""
@@ -795,12 +770,10 @@ class SqlStore:
                      "error": item.get("error")} for item in files])
             if not exceptions.empty:
                 rows = exceptions.drop(columns=[c for c in exceptions.columns if c not in t.ExceptionRecord.__table__.c])
-                for chunk in _chunks(_records(rows.assign(run_id=run_id))):
-                    connection.execute(insert(t.ExceptionRecord), chunk)
+                bulk_sql.insert_frame(connection, t.ExceptionRecord.__table__, rows.assign(run_id=run_id))
             if not outcomes.empty:
                 rows = outcomes.dropna(subset=["line_pk"]).drop_duplicates("line_pk").assign(run_id=run_id)
-                for chunk in _chunks(_records(rows[["run_id", "line_pk", "bucket", "reason_code"]])):
-                    connection.execute(insert(t.LineOutcome), chunk)
+                bulk_sql.insert_frame(connection, t.LineOutcome.__table__, rows[["run_id", "line_pk", "bucket", "reason_code"]])
             connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id).values(
                 status="completed", finished_at=t.utc_now(), summary_json=json.dumps(summary, default=str)))
         self.release_customers()  # the run's writes are done: other runs may take its customers

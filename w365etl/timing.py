@@ -1,0 +1,40 @@
+"""Run timing: how long each stage of a run took (read by `make bench` and by operators).
+
+The flow wraps every stage in :meth:`StageClock.stage`; the run writes the figures to
+``timings.json`` in its report folder, beside ``summary.json``, so a slow night can be
+explained without a profiler.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+class StageClock:
+    """Wall-clock seconds per named stage, in the order the stages ran (a stage run twice adds up)."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def as_dict(self) -> dict:
+        return {"total_seconds": round(time.perf_counter() - self._started, 3),
+                "stage_seconds": {name: round(value, 3) for name, value in self.seconds.items()}}
+
+    def write(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "timings.json"
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
+        return path
