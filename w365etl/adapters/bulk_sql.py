@@ -62,9 +62,11 @@ def _names(connection: Connection, names: Iterable[str]) -> list[str]:
     return [quote(name) for name in names]
 
 
-def _chunks(rows: list[tuple], size: int = CHUNK_ROWS) -> Iterable[list[tuple]]:
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+def _row_chunks(connection: Connection, table: Table, frame: pd.DataFrame) -> Iterable[list[tuple]]:
+    """Driver rows a chunk at a time: Python objects exist for one chunk only (a million rows
+    of tuples would cost gigabytes)."""
+    for start in range(0, len(frame), CHUNK_ROWS):
+        yield driver_rows(connection, table, frame.iloc[start:start + CHUNK_ROWS])
 
 
 def insert_frame(connection: Connection, table: Table, frame: pd.DataFrame, *,
@@ -79,10 +81,9 @@ def insert_frame(connection: Connection, table: Table, frame: pd.DataFrame, *,
     if conflict_columns:
         target = ", ".join(_names(connection, conflict_columns))
         statement += f" ON CONFLICT ({target}) " + (f"DO UPDATE SET {update_sql}" if update_sql else "DO NOTHING")
-    rows = driver_rows(connection, table, frame)
-    for chunk in _chunks(rows):
+    for chunk in _row_chunks(connection, table, frame):
         connection.exec_driver_sql(statement, chunk)
-    return len(rows)
+    return len(frame)
 
 
 def update_frame(connection: Connection, table: Table, frame: pd.DataFrame, *, key: str,
@@ -96,10 +97,9 @@ def update_frame(connection: Connection, table: Table, frame: pd.DataFrame, *, k
     assignments = ", ".join(f"{quoted} = {placeholder}" for quoted in _names(connection, values))
     statement = (f"UPDATE {connection.dialect.identifier_preparer.format_table(table)} SET {assignments} "
                  f"WHERE {_names(connection, [key])[0]} = {placeholder}" + (f" AND {where_sql}" if where_sql else ""))
-    rows = driver_rows(connection, table, frame[values + [key]])
-    for chunk in _chunks(rows):
+    for chunk in _row_chunks(connection, table, frame[values + [key]]):
         connection.exec_driver_sql(statement, chunk)
-    return len(rows)
+    return len(frame)
 
 
 def reserve_primary_keys(connection: Connection, table: Table, count: int) -> list[int]:

@@ -97,6 +97,10 @@ def _prepare_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=60000")
+        # SQLite's default page cache is 2 MB: a run of a million lines inserts several million
+        # index entries in random key order, which then costs a disk read per entry
+        cursor.execute("PRAGMA cache_size=-262144")
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -281,6 +285,10 @@ class SqlStore:
             raise StoreUnavailable(schema_not_ready_message(url, status))
         self._run_lock = self._new_run_lock()
         self._holds_run_lock = False
+        #: what ``load_state`` read about this run's lines, and the runs table as it was then
+        self._loaded_lines: tuple[tuple | None, pd.DataFrame, pd.DataFrame] | None = None
+        #: the stored identifiers the plan was checked against when it was stored
+        self._claimed_identifiers: pd.DataFrame | None = None
 
     def _new_run_lock(self):
         if self.dialect == "postgresql":
@@ -346,10 +354,12 @@ class SqlStore:
                 t.ProviderAccount.provider_code, t.ProviderAccount.provider_customer_id))
             customers = self._frame(connection, select(
                 t.Customer.customer_pk, t.Customer.crm_customer_id, t.Customer.customer_name, t.Customer.name_key))
+            marker = self._other_runs_marker(connection, None)
             identifiers = self._matching_identifiers(connection, lines)
             line_pks = identifiers["line_pk"].drop_duplicates().tolist() if not identifiers.empty else []
             stored_lines = self._select_in(connection, select(
                 t.Line.line_pk, t.Line.status, t.Line.content_signature), t.Line.line_pk, line_pks)
+            self._loaded_lines = (marker, identifiers, stored_lines)
             contracts = self._frame(connection, select(
                 t.BillingContract.contract_pk, t.BillingContract.contract_number, t.BillingContract.contract_name,
                 t.BillingContract.customer_pk, t.BillingContract.contract_type,
@@ -376,6 +386,17 @@ class SqlStore:
             subscriptions=subscriptions if not subscriptions.empty else base.subscriptions,
             orders=orders if not orders.empty else base.orders,
         )
+
+    def _other_runs_marker(self, connection: Connection, run_id: str | None) -> tuple | None:
+        """What tells whether another run may have written lines since: how many runs exist and
+        the last one finished — or None when another run is still running (or died running)
+        and could be writing at any moment."""
+        others = t.Run.run_id != run_id if run_id is not None else t.Run.run_id.is_not(None)
+        running = connection.execute(select(func.count()).select_from(t.Run).where(
+            others, t.Run.status == "running")).scalar_one()
+        if running:
+            return None
+        return tuple(connection.execute(select(func.count(), func.max(t.Run.finished_at)).where(others)).one())
 
     def _select_in(self, connection: Connection, statement, column, values: Sequence) -> pd.DataFrame:
         parts = [self._frame(connection, statement.where(column.in_(values[start:start + 5000])))
@@ -493,7 +514,7 @@ class SqlStore:
         """
         self.lock_customers(plan.lines)
         with self.engine.begin() as connection:
-            lines = self._claim_lines(connection, plan.lines)
+            lines = self._claim_lines(connection, run_id, plan.lines)
             customer_pks = self._upsert_customers(connection, lines)
             lines = lines.assign(customer_pk=lines["customer_key"].map(customer_pks).astype("Int64"))
             still_new = lines.loc[(lines["bucket"] == PLANNED) & lines["is_new_contract"].astype(bool), "contract_number"]
@@ -506,7 +527,7 @@ class SqlStore:
             self._store_identifiers(connection, lines)
         return lines
 
-    def _claim_lines(self, connection: Connection, lines: pd.DataFrame) -> pd.DataFrame:
+    def _claim_lines(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> pd.DataFrame:
         """The plan against what is stored *now* (under the run's locks, in its transaction).
 
         The plan was made from the state read before the locks were taken; another run may
@@ -518,12 +539,20 @@ class SqlStore:
         ``line_pk`` again converges (subscriptions and charges are unique per line; automatic
         providers reconcile through their submission journal).
         """
-        found = self._matching_identifiers(connection, lines)
+        loaded = self._loaded_lines
+        if loaded is not None and loaded[0] is not None and loaded[0] == self._other_runs_marker(connection, run_id):
+            # no other run has written since load_state read these lines: what it read is current
+            _, found, statuses = loaded
+        else:
+            found = self._matching_identifiers(connection, lines)
+            statuses = None
+        self._claimed_identifiers = found
         if found.empty:
             return lines
         current = line_keys.match_stored_lines(lines, found)
-        matched = current.dropna().astype("int64").drop_duplicates().tolist()
-        statuses = self._select_in(connection, select(t.Line.line_pk, t.Line.status), t.Line.line_pk, matched)
+        if statuses is None:
+            matched = current.dropna().astype("int64").drop_duplicates().tolist()
+            statuses = self._select_in(connection, select(t.Line.line_pk, t.Line.status), t.Line.line_pk, matched)
         status = current.map(statuses.set_index("line_pk")["status"]).astype("string")
         taken = (lines["bucket"] == PLANNED) & (status == PROVISIONED).fillna(False)
         lines = lines.assign(stored_line_pk=current.where(current.notna(), lines["stored_line_pk"]).astype("Int64"))
@@ -619,6 +648,7 @@ class SqlStore:
 
     def _store_lines(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> pd.DataFrame:
         now = t.utc_now()
+        waits = lines["bucket"].isin([PLANNED, HELD])  # only these may come back without their file
         values = pd.DataFrame({
             "line_key": lines["line_key"],
             "order_number": lines["order_number"],
@@ -641,7 +671,7 @@ class SqlStore:
             "billing_frequency": lines["effective_billing_frequency"],
             "provider_sku": lines["catalog_provider_sku"],
             # what a later run needs to re-evaluate the line without its file
-            "payload": payloads(lines).where(lines["bucket"].isin([PLANNED, HELD])),
+            "payload": payloads(lines[waits]).reindex(lines.index),
             "updated_at": now,
         }, index=lines.index)
         stored_pk = lines["stored_line_pk"]
@@ -667,6 +697,9 @@ class SqlStore:
             parts.append(pd.DataFrame({"identifier": column[present], "line_pk": lines.loc[present, "line_pk"],
                                        "level": level}))
         identifiers = pd.concat(parts, ignore_index=True).drop_duplicates("identifier")
+        known = self._claimed_identifiers
+        if known is not None and not known.empty:  # a re-run re-sends none of the identifiers it matched
+            identifiers = identifiers[~identifiers["identifier"].isin(known["identifier"])]
         bulk_sql.insert_frame(connection, t.LineIdentifier.__table__, identifiers, conflict_columns=["identifier"])
 
     def record_results(self, run_id: str, requests: pd.DataFrame, results: pd.DataFrame, as_of: dt.date) -> None:
