@@ -89,13 +89,22 @@ def _label_key(text: pd.Series) -> pd.Series:
     return text.str.lower().str.replace(r"\s+", " ", regex=True)
 
 
+#: C0 controls other than tab and line ends, DEL and C1 controls: no export writes them, and
+#: they break reports (an xlsx cell cannot hold them) and terminals (ESC sequences)
+CONTROL_CHARACTERS = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+
+
 def parse_text(values: pd.Series) -> Parsed:
-    """Free text: stripped at both ends (inner whitespace kept); blank → NA. Never bad."""
+    """Free text: stripped at both ends (inner whitespace kept); blank → NA.
+
+    Bad only when it holds a control character (:data:`CONTROL_CHARACTERS`).
+    """
     text = values if values.dtype == "str" else values.astype("str")
     text = text.str.strip()
     blank = _blank(text)
-    out = text.where(~blank)
-    return Parsed(out.astype("str"), _mask(values.index, np.zeros(len(values), dtype=bool)))
+    bad = text.str.contains(CONTROL_CHARACTERS, regex=True).fillna(False).to_numpy(dtype=bool) & ~blank
+    out = text.where(~blank & ~bad)
+    return Parsed(out.astype("str"), _mask(values.index, bad))
 
 
 def parse_code(values: pd.Series) -> Parsed:
@@ -590,6 +599,10 @@ def why_bad(field: str, values: pd.Series, *, number_locale: str = "en-US") -> p
             PROBLEM_SIZE: "is too large",
         }
         return problem.map(phrases).fillna(phrases[PROBLEM_FORMAT]).astype("str")
+    if kind in ("text", "code"):
+        found = values.str.extract(f"({CONTROL_CHARACTERS})", expand=False).fillna("")
+        return ("contains the control character U+" + found.map(lambda char: f"{ord(char):04X}" if char else "????")
+                + ", which an export never holds; remove it").astype("str")
     phrase = {
         "guid": "is not a GUID",
         "integer": "is not a whole number",
