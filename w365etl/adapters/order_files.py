@@ -446,9 +446,72 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+#: a cell with no value (a styled empty cell) and a row with no cells, each with its ``r``
+#: reference (without it openpyxl numbers by position, and dropping one would shift the rest)
+_EMPTY_CELL = re.compile(rb"<(?:\w+:)?c\b(?=[^>]*\br=)[^>]*/>")
+_EMPTY_ROW = re.compile(rb"<((?:\w+:)?)row\b(?=[^>]*\br=)[^>]*?(?:/>|>\s*</\1row>)")
+
+
+class _WithoutEmptyRows(io.RawIOBase):
+    """A sheet's XML without its empty styled rows and cells, streamed.
+
+    A sheet formatted "to the bottom" carries a million ``<row r="…" s="1"/>`` elements that
+    openpyxl would parse one by one (~10 s) only for us to skip them. Dropping them from the
+    byte stream loses nothing: rows and cells keep their ``r`` references, so every other
+    row keeps its number.
+    """
+
+    _CHUNK = 1 << 20
+
+    def __init__(self, source) -> None:  # noqa: ANN001 — a zip member opened by openpyxl
+        super().__init__()
+        self.source = source
+        self.carry = b""
+        self.pending = b""
+        self.position = 0
+        self.exhausted = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        while self.position >= len(self.pending) and not self.exhausted:
+            chunk = self.source.read(self._CHUNK)
+            if not chunk:
+                self.exhausted = True
+                ready, self.carry = self.carry, b""
+            else:
+                buffer = self.carry + chunk
+                # cut before the last tag that may be incomplete; the rest waits for the next chunk
+                cut = buffer.rfind(b"<")
+                cut = len(buffer) if cut < 0 else cut
+                ready, self.carry = buffer[:cut], buffer[cut:]
+            self.pending, self.position = _EMPTY_ROW.sub(b"", _EMPTY_CELL.sub(b"", ready)), 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._fill()
+        if size is None or size < 0:
+            size = len(self.pending) - self.position
+        out = self.pending[self.position : self.position + size]
+        self.position += len(out)
+        return out
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.source.close()
+        super().close()
+
+
 def _read_sheet(name: str, sheet, decimal_mark: str, budget: _Budget) -> RawTable | None:  # noqa: ANN001
     if hasattr(sheet, "reset_dimensions"):
         sheet.reset_dimensions()  # D365's dimension tag is not always right
+    if hasattr(sheet, "_get_source"):
+        opened = sheet._get_source
+        sheet._get_source = lambda: _WithoutEmptyRows(opened())
     rows = _text_rows(sheet.iter_rows(values_only=True), decimal_mark)
     header: list[str] | None = None
     header_row = 0
