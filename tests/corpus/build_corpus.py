@@ -52,8 +52,8 @@ class Case:
     """One corpus file and what reading it must give.
 
     ``outcome``: ``rejected`` (one file-level row ``code`` whose message contains ``text``),
-    ``rows`` (read; exactly the row-level ``issues`` listed, by row/code/column) or ``read``
-    (read with no exception row at all). ``lines`` is the number of lines read (not checked
+    ``rows`` (read; the row-level ``issues`` listed, by row/code/column, and none on other
+    rows) or ``read`` (read with no exception row at all). ``lines`` is the number of lines read (not checked
     for rejected files). ``values``: expected parsed values of the first line read.
     """
 
@@ -65,6 +65,9 @@ class Case:
     lines: int = 0
     issues: tuple[RowIssue, ...] = ()
     values: dict[str, str] = field(default_factory=dict)
+    #: the file's status when other files come with it, where that differs (SPEC §2.1: a table
+    #: without a Quantity column is then an orders table for the run's lines files)
+    in_a_run: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,7 +482,7 @@ def _cases() -> list[tuple[Case, Callable[[], bytes] | None]]:
              code="AMBIGUOUS_COLUMN", text="Order Number"),
         lambda: csv_text([r + [r[0]] for r in good_rows("C02")], headers=HEADERS + ["Order Number"]).encode())
     add(Case("header_missing_quantity.csv", "no Quantity column", "rejected", code="MISSING_COLUMN",
-             text="Quantity"),
+             text="Quantity", in_a_run="read"),
         lambda: csv_text([r[:QUANTITY] + r[QUANTITY + 1:] for r in good_rows("C03")],
                          headers=HEADERS[:QUANTITY] + HEADERS[QUANTITY + 1:]).encode())
     add(Case("header_zero_width_and_nbsp.csv", "headers with zero-width spaces, a stray BOM and no-break spaces",

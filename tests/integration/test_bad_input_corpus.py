@@ -138,22 +138,32 @@ def test_a_run_over_the_whole_corpus_and_a_good_file(corpus: Path, tmp_path: Pat
     for row in exceptions:
         by_file.setdefault(row["file"], []).append(row)
 
+    problems = []
     for case in CASES:
         path = str(corpus / case.name)
         entry = files_by_path[path]
         rows = by_file.get(path, [])
-        if case.outcome == "rejected":
-            assert entry["status"] == "rejected" and case.text in entry["error"], (case.name, entry)
-            assert [(row["reason_code"], case.text in row["message"]) for row in rows] == [(case.code, True)], rows
+        errors = [row for row in rows if row["severity"] == "error"]
+        if case.in_a_run is not None:
+            # a table without a Quantity column is an orders table when other files come with it
+            # (SPEC §2.1): its orders have no lines in this run and are ignored with a warning
+            if entry["status"] != case.in_a_run or errors:
+                problems.append((case.name, entry["status"], errors))
+        elif case.outcome == "rejected":
+            if not (entry["status"] == "rejected" and case.text in entry["error"]):
+                problems.append((case.name, entry))
+            if [(row["reason_code"], case.text in row["message"]) for row in rows] != [(case.code, True)]:
+                problems.append((case.name, rows))
         else:
-            assert entry["status"] == "read", (case.name, entry)
-            assert entry["rows"] == case.lines, (case.name, entry)
-            errors = [row for row in rows if row["severity"] == "error"]
-            if case.outcome == "read":
-                assert errors == [], (case.name, errors)
+            if entry["status"] != "read" or entry["rows"] != case.lines:
+                problems.append((case.name, entry))
+            if case.outcome == "read" and errors:
+                problems.append((case.name, errors))
             for issue in case.issues:
-                assert any(row["row"] == str(issue.row) and row["reason_code"] == issue.code
-                           and row["column"].startswith(issue.column) for row in errors), (case.name, issue, errors)
+                if not any(row["row"] == str(issue.row) and row["reason_code"] == issue.code
+                           and row["column"].startswith(issue.column) for row in errors):
+                    problems.append((case.name, issue, errors))
+    assert problems == []
 
     # the good file: read, no exception, its orders provisioned and fulfilled (R7)
     assert files_by_path[str(good)]["status"] == "read"
@@ -166,4 +176,4 @@ def test_a_run_over_the_whole_corpus_and_a_good_file(corpus: Path, tmp_path: Pat
     assert lines["input"] == sum(lines[bucket] for bucket in
                                  ("provisioned", "already_provisioned", "skipped", "held", "rejected", "failed"))
     assert summary["exceptions_by_reason"]["FILE_REJECTED"] == sum(
-        1 for case in CASES if case.outcome == "rejected" and case.code == "FILE_REJECTED")
+        1 for case in CASES if case.outcome == "rejected" and case.code == "FILE_REJECTED" and case.in_a_run is None)
