@@ -17,17 +17,20 @@ the CSV line), the header being row 1 in a normal export.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
 import io
 import re
+import threading
 import warnings
 import zipfile
 from collections.abc import Iterator
-from zlib import error as zlib_error
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
+from zlib import error as zlib_error
 
 import numpy as np
 import pandas as pd
@@ -383,7 +386,8 @@ def _read_xlsx(name: str, data: bytes, number_locale: str, limits: InputLimits) 
         # openpyxl warns about cosmetic things (no default style, unknown extensions): noise in a batch log
         warnings.simplefilter("ignore")
         try:
-            workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+            with _without_size_scan():
+                workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         except zipfile.BadZipFile as error:
             raise FileRejected(f"not a valid xlsx workbook (damaged zip archive: {error})") from None
         except DefusedXmlException:
@@ -420,6 +424,23 @@ def _read_xlsx(name: str, data: bytes, number_locale: str, limits: InputLimits) 
         finally:
             workbook.close()
     return tables, skipped
+
+
+@contextlib.contextmanager
+def _without_size_scan() -> Iterator[None]:
+    """Open read-only sheets without openpyxl's size scan.
+
+    openpyxl looks for each sheet's ``<dimension>`` when it opens the workbook and, in a sheet
+    without one, parses the whole sheet to find out that there is none: a million rows before
+    the row limit could stop anything. The size is never used (``reset_dimensions`` below).
+    """
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+    with _SIZE_SCAN_LOCK, mock.patch.object(ReadOnlyWorksheet, "_get_size", lambda self: None):
+        yield
+
+
+_SIZE_SCAN_LOCK = threading.Lock()
 
 
 class _Budget:
