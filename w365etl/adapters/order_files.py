@@ -1,18 +1,29 @@
 """Reading order files (SPEC §2.1): CSV and xlsx into tables of cell text.
 
-This adapter is the only part of ingest that touches bytes (and the only one importing openpyxl). Every cell becomes text exactly as a
-person would read it, so that parsing (``values.py``) is the same for CSV and Excel:
+Business step: **read orders**. This adapter is the only part of ingest that touches bytes
+(and the only one importing openpyxl). Every cell becomes text exactly as a person would read
+it, so that parsing (``values.py``) is the same for CSV and Excel:
 
-* CSV: UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252; comma, semicolon or tab,
-  sniffed from the header line; every cell read as a string.
-* xlsx: openpyxl read-only with cached values. Hidden sheets (D365's ``hiddenSheet``) are not
-  read; D365's hidden leading ``(Do Not Modify) …`` *columns* are, they carry the GUIDs.
-  Numbers become exact decimal text (``repr`` of the float, never rounded) written with the
-  run's decimal mark, so that a numeric cell parses like the same number typed in the locale.
+* CSV: UTF-8 (with or without BOM), UTF-16 (with a BOM, or recognised without one), else
+  cp1252; a file mixing UTF-8 and other bytes, or holding a NUL byte, is rejected naming the
+  line (decoding it anyway would garble names silently). Comma, semicolon or tab, sniffed
+  from the header line; every cell read as a string. A row with more cells than the header
+  is a row-level problem (a value with an unquoted delimiter), not a reason to lose the file.
+* xlsx: openpyxl read-only with cached values, parsing through defusedxml. Before openpyxl
+  sees anything, the zip's directory is checked (inflated size, compression ratio: zip bombs)
+  and every XML part's prolog (a DOCTYPE or ENTITY is refused: entity bombs, XXE). Empty
+  styled rows and cells are dropped from the sheet stream. Hidden sheets (D365's
+  ``hiddenSheet``) are not read; D365's hidden leading ``(Do Not Modify) …`` *columns* are,
+  they carry the GUIDs. Numbers become exact decimal text (``repr`` of the float, never
+  rounded) written with the run's decimal mark, so that a numeric cell parses like the same
+  number typed in the locale.
 
-Anything unreadable raises :class:`FileRejected` with a one-line message; the caller turns it
-into a ``FILE_REJECTED`` row. Row numbers are those a person sees: the spreadsheet row (or
-the CSV line), the header being row 1 in a normal export.
+Limits (:class:`InputLimits`, settings ``limits.*``) are checked before the whole file is
+loaded where the format allows it; a file over one is rejected naming the limit and the
+setting. Anything unreadable raises :class:`FileRejected` with a one-line message; the caller
+turns it into a ``FILE_REJECTED`` row. Row numbers are those a person sees: the spreadsheet
+row, or for CSV the record as a spreadsheet shows it (a quoted cell spanning lines is one
+row), the header being row 1 in a normal export.
 """
 
 from __future__ import annotations
