@@ -642,9 +642,11 @@ def _cases() -> list[tuple[Case, Callable[[], bytes] | None]]:
              values={"customer_name": "C" * 10_000}),
         lambda: csv_text([row("SO-V03", 1, customer="C" * 10_000), row("SO-V03", 2, quantity="9" * 10_000)]).encode())
     add(Case("values_control_characters.csv", "control characters (BEL, ESC, FF) inside names; a trailing VT is "
-             "stripped as whitespace", "rows", lines=4, issues=(RowIssue(2, "INVALID_VALUE", "Potential Customer (Order)", "U+0007"),
-                              RowIssue(3, "INVALID_VALUE", "Potential Customer (Order)", "U+001B"),
-                              RowIssue(4, "INVALID_VALUE", "Product ID", "U+000C"))),
+             "stripped as whitespace; the message shows them escaped", "rows", lines=4,
+             issues=(RowIssue(2, "INVALID_VALUE", "Potential Customer (Order)",
+                              "'Con\\x07toso' contains the control character U+0007"),
+                     RowIssue(3, "INVALID_VALUE", "Potential Customer (Order)", "U+001B"),
+                     RowIssue(4, "INVALID_VALUE", "Product ID", "U+000C"))),
         lambda: csv_text([row("SO-V04", 1, customer="Con\x07toso"), row("SO-V04", 2, customer="\x1b[31mContoso"),
                           row("SO-V04", 3, product="SUP-STD\x0c-M"), row("SO-V04", 4, product="SUP-STD-M\x0b")]).encode())
     rtl = "شركة النور \u202eCorp\u202c 🚀👩🏽‍💻"

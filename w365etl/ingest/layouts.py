@@ -31,7 +31,7 @@ from w365etl.ingest.headers import (
 )
 from w365etl.ingest.tables import RawTable
 from w365etl.ingest.result import LINE_COLUMNS, ISSUE_COLUMNS
-from w365etl.ingest.values import FIELD_PARSERS, Parsed, empty_column, parse_field, why_bad
+from w365etl.ingest.values import CONTROL_CHARACTERS, FIELD_PARSERS, Parsed, empty_column, parse_field, why_bad
 from w365etl.reasons import ReasonCode
 
 FLAT = "flat"
@@ -54,6 +54,13 @@ def shorten(text: pd.Series, limit: int) -> pd.Series:
         return text
     cut = text.str.slice(0, limit) + "… (" + text.str.len().astype("str") + " characters)"
     return text.where(~long, cut)
+
+
+def visible(text: pd.Series) -> pd.Series:
+    """Control characters written as ``\\xNN`` (a message must not ring bells or recolour terminals)."""
+    if not text.str.contains(CONTROL_CHARACTERS, regex=True).any():
+        return text
+    return text.str.replace(CONTROL_CHARACTERS, lambda match: f"\\x{ord(match.group()):02x}", regex=True)
 
 
 @dataclass
@@ -127,7 +134,7 @@ class Table:
                 "row": pd.array(self.raw.row_numbers[where], dtype="Int64"),
                 "column": header,
                 "value": shorten(raw, MAX_VALUE_CHARS),
-                "message": header + " '" + shorten(raw, MAX_QUOTED_CHARS) + "' " + why,
+                "message": header + " '" + visible(shorten(raw, MAX_QUOTED_CHARS)) + "' " + why,
             }
         )
 
