@@ -54,7 +54,8 @@ def load_reference(store, reference: ReferenceData | None, is_dry_run: bool) -> 
 
 @task(name="read-orders", cache_policy=NO_CACHE)
 def read_orders(paths: list[Path], settings: Settings) -> tuple[IngestResult, pd.DataFrame]:
-    ingest = read_order_files(paths, number_locale=settings.number_locale, date_order=settings.date_order)
+    ingest = read_order_files(paths, number_locale=settings.number_locale, date_order=settings.date_order,
+                              limits=settings.limits.input_limits())
     parse_issues = issues_per_line(ingest)
     value_issues = validate_line_values(ingest.lines, parse_issues, ingest.headers)
     line_issues = provisioning.combined_line_issues(parse_issues, value_issues)

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 ProviderKind = Literal["automatic", "manual"]
 AdapterName = Literal["live", "sandbox", "record", "manual", "fake"]
 
+from w365etl.ingest.tables import InputLimits
+
 DEFAULT_DB_URL = "sqlite:///w365etl.sqlite"
 CONFIG_FILE_NAME = "w365etl.toml"
 
@@ -74,6 +76,32 @@ class DefaultSettings(BaseModel):
     contract_product_type: Literal["CSP", "Support Contract", "Managed Services"] = "CSP"
 
 
+_LIMITS = InputLimits()
+
+
+class LimitSettings(BaseModel):
+    """How much one order file may hold (issue 6). A file over a limit is rejected whole
+    (``FILE_REJECTED``, the message names the limit and this setting); the other files run.
+
+    Sized for a nightly batch of millions of lines. Checked before loading the whole file where
+    the format allows: size on disk first, an xlsx archive's directory before inflating it.
+    """
+
+    #: bytes on disk (default 2 GiB)
+    max_file_bytes: int = Field(default=_LIMITS.max_file_bytes, ge=1)
+    #: data rows in one file, all sheets together, blank rows included (default 10 M)
+    max_rows: int = Field(default=_LIMITS.max_rows, ge=1)
+    #: data rows × columns in one file (default 250 M)
+    max_cells: int = Field(default=_LIMITS.max_cells, ge=1)
+    #: inflated size of all parts of an xlsx archive (default 4 GiB)
+    max_xlsx_uncompressed_bytes: int = Field(default=_LIMITS.max_xlsx_uncompressed_bytes, ge=1)
+    #: inflated : compressed size of any xlsx part over 1 MiB (default 100; real sheets 5–20)
+    max_xlsx_compression_ratio: int = Field(default=_LIMITS.max_xlsx_compression_ratio, ge=1)
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(**self.model_dump())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="W365_", env_nested_delimiter="__", extra="ignore", case_sensitive=False
@@ -93,6 +121,8 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
     #: SPEC §5: rows per xlsx sheet before it is cut (Excel's own limit is 1 048 576).
     report_max_rows: int = Field(default=100_000, ge=1, le=1_048_575)
+    #: how much one order file may hold (``[limits]`` in TOML, ``W365_LIMITS__…``)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @field_validator("providers", mode="after")
     @classmethod

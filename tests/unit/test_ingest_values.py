@@ -462,3 +462,19 @@ def test_empty_column_has_the_field_dtype() -> None:
 )
 def test_excel_cell_values_become_exact_text(value: object, mark: str, expected: str) -> None:
     assert cell_text(value, mark) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(max_codepoint=0x3000), max_size=12), min_size=1, max_size=8))
+def test_a_text_cell_is_bad_exactly_when_it_holds_a_control_character(cells):
+    """SPEC §2.1 / R9: a control character (not tab or a line end) makes a text cell INVALID_VALUE;
+    the fast byte scan never hides one."""
+    import re
+
+    from w365etl.ingest.values import CONTROL_CHARACTERS, parse_text
+
+    column = pd.Series(cells, dtype="str")
+    parsed = parse_text(column)
+    expected = [bool(re.search(CONTROL_CHARACTERS, cell.strip())) for cell in cells]
+    assert parsed.bad.tolist() == expected
+    assert parsed.values[parsed.bad].isna().all()

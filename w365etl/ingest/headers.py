@@ -106,6 +106,8 @@ IGNORED_HEADERS: tuple[str, ...] = (
 
 _SUFFIX = re.compile(r"\s*\((?:order|order product|existing product)\)$")
 _SPACE = re.compile(r"\s+")
+#: invisible characters that come with copy-paste and concatenated exports (BOM, zero-width)
+_INVISIBLE = re.compile("[\ufeff\u200b\u200c\u200d\u2060]")
 
 
 def normalise_header(header: object) -> str:
@@ -115,7 +117,7 @@ def normalise_header(header: object) -> str:
     'status'
     """
     text = "" if header is None else str(header)
-    text = _SPACE.sub(" ", text.replace("\ufeff", "")).strip().lower()
+    text = _SPACE.sub(" ", _INVISIBLE.sub("", text)).strip().lower()
     return _SUFFIX.sub("", text).strip()
 
 

@@ -31,7 +31,7 @@ from w365etl.ingest.headers import (
 )
 from w365etl.ingest.tables import RawTable
 from w365etl.ingest.result import LINE_COLUMNS, ISSUE_COLUMNS
-from w365etl.ingest.values import FIELD_PARSERS, Parsed, empty_column, parse_field, why_bad
+from w365etl.ingest.values import CONTROL_CHARACTERS, FIELD_PARSERS, Parsed, empty_column, parse_field, why_bad
 from w365etl.reasons import ReasonCode
 
 FLAT = "flat"
@@ -41,6 +41,26 @@ HEADER_LINES = "header_lines"
 MIN_KNOWN_COLUMNS = 3
 #: Orders without lines are listed one by one up to this many, then counted.
 MAX_ORPHAN_WARNINGS = 100
+#: A cell's text in an issue's ``value`` and quoted in its ``message`` (a 10 000-character
+#: cell stays readable in exceptions.csv; Excel cells hold 32 767 at most).
+MAX_VALUE_CHARS = 1000
+MAX_QUOTED_CHARS = 60
+
+
+def shorten(text: pd.Series, limit: int) -> pd.Series:
+    """``text`` cut to ``limit`` characters, with … and the full length where it was cut."""
+    long = text.str.len() > limit
+    if not long.any():
+        return text
+    cut = text.str.slice(0, limit) + "… (" + text.str.len().astype("str") + " characters)"
+    return text.where(~long, cut)
+
+
+def visible(text: pd.Series) -> pd.Series:
+    """Control characters written as ``\\xNN`` (a message must not ring bells or recolour terminals)."""
+    if not text.str.contains(CONTROL_CHARACTERS, regex=True).any():
+        return text
+    return text.str.replace(CONTROL_CHARACTERS, lambda match: f"\\x{ord(match.group()):02x}", regex=True)
 
 
 @dataclass
@@ -113,8 +133,31 @@ class Table:
                 "sheet": self.raw.sheet_name,
                 "row": pd.array(self.raw.row_numbers[where], dtype="Int64"),
                 "column": header,
-                "value": raw,
-                "message": header + " '" + raw + "' " + why,
+                "value": shorten(raw, MAX_VALUE_CHARS),
+                "message": header + " '" + visible(shorten(raw, MAX_QUOTED_CHARS)) + "' " + why,
+            }
+        )
+
+    def row_issues(self, rows: np.ndarray | None = None, line_index: np.ndarray | None = None) -> pd.DataFrame:
+        """Issue rows for whole rows the reader found broken (``RawTable.row_problems``)."""
+        problems = self.raw.row_problems
+        if problems is None or problems.empty:
+            return pd.DataFrame(columns=list(ISSUE_COLUMNS))
+        position = problems["position"].to_numpy(dtype=np.int64)
+        if rows is not None:
+            problems, position = problems[rows[position]], position[rows[position]]
+        return pd.DataFrame(
+            {
+                "line_index": pd.array(line_index[position] if line_index is not None else [pd.NA] * len(position),
+                                       dtype="Int64"),
+                "reason_code": str(ReasonCode.INVALID_VALUE),
+                "field": "row",
+                "file": self.raw.file_path,
+                "sheet": self.raw.sheet_name,
+                "row": pd.array(self.raw.row_numbers[position], dtype="Int64"),
+                "column": problems["column"].astype("str").to_numpy(),
+                "value": problems["value"].astype("str").to_numpy(),
+                "message": problems["message"].astype("str").to_numpy(),
             }
         )
 
@@ -225,6 +268,7 @@ class OrdersPool:
             rows = self.matched[self.frame["_table"].to_numpy() == position]
             if not rows.any():
                 continue
+            found.append(table.row_issues(rows=rows))
             for name in sorted(self.used_fields & table.fields):
                 found.append(table.issues(name, rows=rows))
         return found
@@ -301,6 +345,7 @@ def build_lines(plan: Plan, offset: int) -> tuple[pd.DataFrame, list[pd.DataFram
     }
     issues: list[pd.DataFrame] = []
 
+    issues.append(table.row_issues(line_index=line_index))
     if plan.pool is None:
         for name in FIELD_PARSERS:
             columns[FIELD_PARSERS[name].column] = table.values(name)

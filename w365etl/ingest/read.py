@@ -27,7 +27,7 @@ from w365etl.ingest.layouts import (
     missing_fields,
     missing_message,
 )
-from w365etl.ingest.tables import FileRejected, OrderFileReader
+from w365etl.ingest.tables import FileRejected, InputLimits, OrderFileReader
 from w365etl.ingest.result import FileRecord, IngestResult, empty_lines, file_issues_frame, issues_frame
 from w365etl.ingest.values import DATE_ORDERS, number_format
 from w365etl.reasons import ReasonCode
@@ -57,9 +57,10 @@ class _FileState:
 
 
 class _Run:
-    def __init__(self, number_locale: str, read_file: OrderFileReader) -> None:
+    def __init__(self, number_locale: str, read_file: OrderFileReader, limits: InputLimits) -> None:
         self.number_locale = number_locale
         self.read_file = read_file
+        self.limits = limits
         self.warnings: list[str] = []
         self.file_issues: list[dict[str, object]] = []
 
@@ -90,19 +91,23 @@ class _Run:
     def load(self, path: Path) -> _FileState:
         state = _FileState(str(path))
         try:
-            content = self.read_file(path, number_locale=self.number_locale)
+            content = self.read_file(path, number_locale=self.number_locale, limits=self.limits)
         except FileRejected as error:
             state.sha256 = error.sha256
             self.reject(state, ReasonCode.FILE_REJECTED, str(error))
             return state
         state.sha256, state.kind = content.sha256, content.kind
+        unrelated: list[str] = []
         for raw in content.tables:
             table = Table.of(raw, self.number_locale)
             if content.kind == "xlsx" and not table.is_related:
-                self.warnings.append(
-                    f"{state.path}: sheet '{raw.sheet_name}' skipped: it has no Quantity column and fewer "
-                    f"than 3 sales order columns."
+                # the header is the sheet's first non-blank row: say which row that was
+                why = (
+                    f"sheet '{raw.sheet_name}' skipped: its header row {raw.header_row} (the first non-blank row) "
+                    "has no Quantity column and fewer than 3 sales order columns"
                 )
+                self.warnings.append(f"{state.path}: {why}.")
+                unrelated.append(why)
                 continue
             state.tables.append(table)
         if not state.tables:
@@ -110,7 +115,7 @@ class _Run:
                 state,
                 ReasonCode.FILE_REJECTED,
                 "The workbook has no sheet with sales order columns"
-                + (f" (sheets read: {', '.join(repr(t.sheet_name) for t in content.tables)})." if content.tables else "."),
+                + (f" ({'; '.join(unrelated + content.skipped)})." if unrelated or content.skipped else "."),
             )
             return state
         for table in state.tables:
@@ -168,18 +173,19 @@ class _Run:
 
 def read_order_files(
     paths: Sequence[Path | str], *, read_file: OrderFileReader, number_locale: str = "en-US",
-    date_order: str = "MDY",
+    date_order: str = "MDY", limits: InputLimits | None = None,
 ) -> IngestResult:
     """Read, join and parse the order files of one run (SPEC §2.1).
 
     ``number_locale`` decides how money and quantities written as text are read;
     ``date_order`` how text dates are read (no date column is part of the line contract yet;
-    it is validated so that a bad setting fails early).
+    it is validated so that a bad setting fails early). ``limits``: how much one file may
+    hold (:class:`InputLimits`; a file over a limit is rejected whole).
     """
     number_format(number_locale)
     if date_order not in DATE_ORDERS:
         raise ValueError(f"unknown date order {date_order!r}; expected one of {', '.join(DATE_ORDERS)}")
-    run = _Run(number_locale, read_file)
+    run = _Run(number_locale, read_file, limits or InputLimits())
     states = [run.load(Path(path)) for path in paths]
 
     readable = [state for state in states if state.ok]
