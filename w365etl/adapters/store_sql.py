@@ -66,6 +66,25 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return cleaned.to_dict("records")
 
 
+def _driver_frame(connection: Connection, sql: str, columns: list[str]) -> pd.DataFrame:
+    """A query of text and integer columns read through the driver (no per-value processing)."""
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    frame = _columns_frame(rows, columns)
+    return frame.astype({name: "int64" for name in columns if name.endswith("_pk")}) if rows else frame
+
+
+def _columns_frame(rows: Sequence, columns: list[str]) -> pd.DataFrame:
+    """Rows → frame column by column (pandas inspects each row object when given rows)."""
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame(dict(zip(columns, (list(values) for values in zip(*rows)))))
+
+
 def _chunks(rows: list[dict[str, Any]], size: int = _CHUNK) -> Iterable[list[dict[str, Any]]]:
     for start in range(0, len(rows), size):
         yield rows[start:start + size]
@@ -342,7 +361,7 @@ class SqlStore:
     # ------------------------------------------------------------------ reading
     def _frame(self, connection: Connection, statement) -> pd.DataFrame:
         result = connection.execute(statement)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return _columns_frame(result.fetchall(), list(result.keys()))
 
     def load_state(self, lines: pd.DataFrame) -> StoredState:
         """What the plan needs, limited to this run's identifiers and orders."""
@@ -355,10 +374,7 @@ class SqlStore:
             customers = self._frame(connection, select(
                 t.Customer.customer_pk, t.Customer.crm_customer_id, t.Customer.customer_name, t.Customer.name_key))
             marker = self._other_runs_marker(connection, None)
-            identifiers = self._matching_identifiers(connection, lines)
-            line_pks = identifiers["line_pk"].drop_duplicates().tolist() if not identifiers.empty else []
-            stored_lines = self._select_in(connection, select(
-                t.Line.line_pk, t.Line.status, t.Line.content_signature), t.Line.line_pk, line_pks)
+            identifiers, stored_lines = self._matching_identifiers(connection, lines, with_lines=True)
             self._loaded_lines = (marker, identifiers, stored_lines)
             contracts = self._frame(connection, select(
                 t.BillingContract.contract_pk, t.BillingContract.contract_number, t.BillingContract.contract_name,
@@ -406,27 +422,36 @@ class SqlStore:
             return pd.DataFrame(columns=[column.name for column in statement.selected_columns])
         return pd.concat(parts, ignore_index=True)
 
-    def _matching_identifiers(self, connection: Connection, lines: pd.DataFrame) -> pd.DataFrame:
-        """Every stored identifier of every stored line that shares an identifier with this run.
+    def _matching_identifiers(self, connection: Connection, lines: pd.DataFrame, *, with_lines: bool = False):
+        """Every stored identifier of every stored line that shares an identifier with this run
+        (and, ``with_lines``, those lines' ``line_pk``, ``status``, ``content_signature``).
 
         The run's identifiers go to a temporary table and are joined in the database, so a
-        large run costs one bulk insert and one query instead of one query per line.
+        large run costs one bulk insert and one query instead of one query per line; the rows
+        come back through the driver as they are (text and integers: nothing to convert).
         """
+        no_lines = pd.DataFrame({"line_pk": pd.Series(dtype="int64"), "status": pd.Series(dtype="string"),
+                                 "content_signature": pd.Series(dtype="string")})
         wanted = pd.concat([lines[f"key_{level}"] for level in ("guid", "number", "content")]).dropna().drop_duplicates()
         if wanted.empty:
-            return pd.DataFrame()
+            return (pd.DataFrame(), no_lines) if with_lines else pd.DataFrame()
         temporary = Table("tmp_run_identifiers", MetaData(), Column("identifier", String, primary_key=True),
                           prefixes=["TEMPORARY"])
         temporary.create(connection, checkfirst=True)
         connection.execute(temporary.delete())
         bulk_sql.insert_frame(connection, temporary, pd.DataFrame({"identifier": wanted}))
-        matched = select(t.LineIdentifier.line_pk).join(
-            temporary, temporary.c.identifier == t.LineIdentifier.identifier).distinct().subquery()
-        statement = select(t.LineIdentifier.line_pk, t.LineIdentifier.level, t.LineIdentifier.identifier).where(
-            t.LineIdentifier.line_pk.in_(select(matched.c.line_pk)))
-        found = self._frame(connection, statement)
+        matched = ("SELECT DISTINCT s.line_pk FROM line_identifiers s "
+                   "JOIN tmp_run_identifiers w ON w.identifier = s.identifier")
+        found = _driver_frame(connection, "SELECT line_pk, level, identifier FROM line_identifiers "
+                              f"WHERE line_pk IN ({matched})", ["line_pk", "level", "identifier"])
+        stored = None
+        if with_lines:
+            stored = _driver_frame(connection, "SELECT line_pk, status, content_signature FROM lines "
+                                   f"WHERE line_pk IN ({matched})", ["line_pk", "status", "content_signature"])
         temporary.drop(connection)
-        return found
+        if found.empty:
+            found = pd.DataFrame()
+        return (found, stored if not stored.empty else no_lines) if with_lines else found
 
     def imported_files(self, sha256s: list[str]) -> dict[str, str | None]:
         """sha256 → layout of the files among these that a completed run already imported."""
