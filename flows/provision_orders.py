@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -172,6 +172,7 @@ def provision_orders(
             logger.warning(warning)
         with clock.stage("add-waiting-lines"):
             lines = add_waiting_lines(store, ingest.lines)
+        ingest = replace(ingest, lines=ingest.lines.iloc[:0])  # the lines live on in `lines` only
         with clock.stage("load-state"):
             state = load_state(store, lines, reference, dry_run)
         with clock.stage("plan"):
@@ -198,6 +199,7 @@ def provision_orders(
             lines, issues = provisioning.apply_results(
                 plan, planned, results, keep_line_ids=writer is not None,
                 line_pks=persisted["line_pk"] if writer is not None else None)
+        del persisted, planned, results  # a large run keeps one copy of its lines from here on
         with clock.stage("fulfil-orders"):
             fulfilled = fulfil_orders(writer, run_id, lines, as_of_date)
         files_records = [asdict(record) for record in ingest.files] + duplicates

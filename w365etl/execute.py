@@ -37,6 +37,15 @@ def check_providers_configured(provider_codes: set[str], adapters: Mapping[str, 
         )
 
 
+#: the plan's columns a provider request is made of (the store hands back only these, and the buckets)
+REQUEST_SOURCE_COLUMNS = (
+    "line_pk", "line_key", "action", "customer_name", "customer_pk", "contract_pk", "effective_provider_code",
+    "provider_customer_id", "catalog_product_number", "catalog_provider_sku", "quantity", "quantity_after_units",
+    "price_per_unit", "extended_amount", "target_subscription_pk", "target_provider_subscription_id",
+    "effective_term_duration", "effective_billing_frequency", "effective_provisioning_unit",
+)
+
+
 def provision_requests(planned: pd.DataFrame) -> pd.DataFrame:
     """The frame a provider receives: one row per planned line, exact text quantities."""
     return pd.DataFrame({

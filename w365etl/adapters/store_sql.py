@@ -38,6 +38,7 @@ from w365etl.adapters import bulk_sql, migrations
 from w365etl.adapters import tables as t
 from w365etl.amounts import decimals_to_text
 from w365etl.domain import keys as line_keys
+from w365etl.execute import REQUEST_SOURCE_COLUMNS
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
 from w365etl.reevaluation import payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
@@ -550,7 +551,8 @@ class SqlStore:
             self._upsert_orders(connection, run_id, lines)
             lines = self._store_lines(connection, run_id, lines)
             self._store_identifiers(connection, lines)
-        return lines
+        # what the next stages need, not a second copy of the whole plan (a million-line run)
+        return lines[list(dict.fromkeys(["bucket", "bucket_reason", "is_new_contract", *REQUEST_SOURCE_COLUMNS]))]
 
     def _claim_lines(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> pd.DataFrame:
         """The plan against what is stored *now* (under the run's locks, in its transaction).
