@@ -17,9 +17,14 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from w365etl.safe_paths import fitting_name
+
 ORDER_SUFFIXES = {".csv", ".xlsx", ".xlsm", ".txt"}
 REFERENCE_FILES = ("products.csv", "provider_accounts.csv")
 _WORK_FOLDERS = {"processing", "archive", "rejected", "duplicates", "reference"}
+ERROR_SUFFIX = ".error.txt"
+#: bytes a moved file's name may grow by: ``.9999`` (a free name) and ``.error.txt``
+_NAME_ROOM = len(".9999") + len(ERROR_SUFFIX)
 
 
 def sha256_of(path: Path) -> str:
@@ -122,18 +127,18 @@ def settle(batch: InboxBatch, outcomes: dict[Path, tuple[str, str | None]], as_o
         if not path.exists():
             continue
         if status == "rejected":
-            target = _free_name(batch.root / "rejected" / path.name)
+            target = _free_name(batch.root / "rejected" / fitting_name(path.name, room=_NAME_ROOM))
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
-            target.with_name(target.name + ".error.txt").write_text((error or "rejected") + "\n", encoding="utf-8")
+            target.with_name(target.name + ERROR_SUFFIX).write_text((error or "rejected") + "\n", encoding="utf-8")
         else:
             folder = "duplicates" if status == "duplicate" else "archive"
-            target = _free_name(batch.root / folder / as_of_text / path.name)
+            target = _free_name(batch.root / folder / as_of_text / fitting_name(path.name, room=_NAME_ROOM))
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
     if batch.reference_dir is not None and batch.reference_dir.is_dir():
         for path in sorted(batch.reference_dir.iterdir()):
-            target = _free_name(batch.root / "archive" / as_of_text / "reference" / path.name)
+            target = _free_name(batch.root / "archive" / as_of_text / "reference" / fitting_name(path.name, room=_NAME_ROOM))
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
     shutil.rmtree(batch.claim_dir, ignore_errors=True)
@@ -145,11 +150,13 @@ def _is_order_file(path: Path) -> bool:
 
 
 def _free_name(target: Path) -> Path:
-    """``name.csv``, else ``name.1.csv``, ``name.2.csv`` … — never overwrite an archived file."""
+    """``name.csv``, else ``name.1.csv``, ``name.2.csv`` … — never overwrite an archived file
+    (a name already at the file system's limit is shortened to make room for the number)."""
     if not target.exists():
         return target
     for number in range(1, 10_000):
-        candidate = target.with_name(f"{target.stem}.{number}{target.suffix}")
+        stem = fitting_name(target.stem, room=len(f".{number}{target.suffix}"))
+        candidate = target.with_name(f"{stem}.{number}{target.suffix}")
         if not candidate.exists():
             return candidate
     raise FileExistsError(target)
