@@ -23,8 +23,6 @@ ORDER_SUFFIXES = {".csv", ".xlsx", ".xlsm", ".txt"}
 REFERENCE_FILES = ("products.csv", "provider_accounts.csv")
 _WORK_FOLDERS = {"processing", "archive", "rejected", "duplicates", "reference"}
 ERROR_SUFFIX = ".error.txt"
-#: bytes a moved file's name may grow by: ``.9999`` (a free name) and ``.error.txt``
-_NAME_ROOM = len(".9999") + len(ERROR_SUFFIX)
 
 
 def sha256_of(path: Path) -> str:
@@ -127,18 +125,20 @@ def settle(batch: InboxBatch, outcomes: dict[Path, tuple[str, str | None]], as_o
         if not path.exists():
             continue
         if status == "rejected":
-            target = _free_name(batch.root / "rejected" / fitting_name(path.name, room=_NAME_ROOM))
+            # the name is kept when it fits; else shortened so that ``.error.txt`` fits beside it
+            room = len(ERROR_SUFFIX)
+            target = _free_name(batch.root / "rejected" / fitting_name(path.name, room=room), room=room)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
             target.with_name(target.name + ERROR_SUFFIX).write_text((error or "rejected") + "\n", encoding="utf-8")
         else:
             folder = "duplicates" if status == "duplicate" else "archive"
-            target = _free_name(batch.root / folder / as_of_text / fitting_name(path.name, room=_NAME_ROOM))
+            target = _free_name(batch.root / folder / as_of_text / path.name)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
     if batch.reference_dir is not None and batch.reference_dir.is_dir():
         for path in sorted(batch.reference_dir.iterdir()):
-            target = _free_name(batch.root / "archive" / as_of_text / "reference" / fitting_name(path.name, room=_NAME_ROOM))
+            target = _free_name(batch.root / "archive" / as_of_text / "reference" / path.name)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
     shutil.rmtree(batch.claim_dir, ignore_errors=True)
@@ -149,13 +149,14 @@ def _is_order_file(path: Path) -> bool:
         and path.name not in _WORK_FOLDERS
 
 
-def _free_name(target: Path) -> Path:
+def _free_name(target: Path, *, room: int = 0) -> Path:
     """``name.csv``, else ``name.1.csv``, ``name.2.csv`` … — never overwrite an archived file
-    (a name already at the file system's limit is shortened to make room for the number)."""
+    (a name near the file system's limit is shortened to make room for the number, and for
+    ``room`` more bytes)."""
     if not target.exists():
         return target
     for number in range(1, 10_000):
-        stem = fitting_name(target.stem, room=len(f".{number}{target.suffix}"))
+        stem = fitting_name(target.stem, room=len(f".{number}{target.suffix}") + room)
         candidate = target.with_name(f"{stem}.{number}{target.suffix}")
         if not candidate.exists():
             return candidate
