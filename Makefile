@@ -38,11 +38,15 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 ## stress: two `w365etl run` processes racing on one database, STRESS_RUNS times per backend
-## (SQLite and PostgreSQL); prints "race: N iteration(s) on <backend> …, duplicates: D" (D must be 0)
+## (SQLite and PostgreSQL); prints "race: N iteration(s) on <backend> …, duplicates: D" (D must be 0);
+## then the re-run properties with STRESS_EXAMPLES random scenarios
 STRESS_RUNS ?= 50
+STRESS_EXAMPLES ?= 200
 stress: $(STAMP)
 	W365_RACE_ITERATIONS=$(STRESS_RUNS) $(BIN)/pytest -q -s -p no:cacheprovider \
 		tests/integration/test_concurrent_runs.py -k two_concurrent_runs
+	W365_PROPERTY_EXAMPLES=$(STRESS_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+		tests/integration/test_rerun_properties.py
 
 clean:
 	rm -rf out w365etl.sqlite w365etl.sqlite-runlock .pytest_cache
