@@ -27,9 +27,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/w365etl run $(SAMPLE_FILES) --reference sample_data/reference --config sample_data/w365etl.toml
 
-## test: the whole suite (unit, integration on SQLite and PostgreSQL, Prefect flow end to end)
+## test: the whole suite (unit, integration on SQLite and PostgreSQL, Prefect flow end to end),
+## in TEST_WORKERS processes (pytest-xdist; each has its own Prefect test server and PostgreSQL
+## database; a module's tests stay in one process so its module fixtures are built once)
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q tests/unit
