@@ -14,7 +14,8 @@ percent-encoded:
 - the database: every row of every table (run history, files, exceptions …).
 
 The runs: an inbox run with a rejected file (flow run Failed), a CLI run with ``--db URL``,
-``w365etl runs`` and ``w365etl report``, and a run on an unreachable database (not run, exit 2).
+``w365etl runs``, ``w365etl report``, ``w365etl db current|upgrade``, and a run on an
+unreachable database (not run, exit 2).
 """
 
 from __future__ import annotations
@@ -191,6 +192,10 @@ def test_no_output_of_a_run_holds_a_secret(secret_db_url, tmp_path, monkeypatch,
     rebuilt = runner.invoke(app, ["report", summary["run_id"], "--db", secret_db_url, "--out", "rebuilt"])
     assert rebuilt.exit_code == 0, rebuilt.output
     cli_outputs.append(rebuilt.output)
+    for command in (["db", "current"], ["db", "upgrade"]):
+        done = runner.invoke(app, [*command, "--db", secret_db_url])
+        assert done.exit_code == 0 and "***" in done.output, done.output  # it names the database, redacted
+        cli_outputs.append(done.output)
 
     # 3. a database that does not answer: nothing is run, and the message shows the URL redacted
     unreachable = make_url(secret_db_url).set(port=1).render_as_string(hide_password=False)
