@@ -27,9 +27,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/w365etl run $(SAMPLE_FILES) --reference sample_data/reference --config sample_data/w365etl.toml
 
-## test: the whole suite (unit, integration on SQLite and PostgreSQL, Prefect flow end to end)
+## test: the whole suite (unit, integration on SQLite and PostgreSQL, Prefect flow end to end),
+## in TEST_WORKERS processes (pytest-xdist; each has its own Prefect test server and PostgreSQL
+## database; a module's tests stay in one process so its module fixtures are built once)
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q tests/unit
@@ -38,11 +41,15 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 ## stress: two `w365etl run` processes racing on one database, STRESS_RUNS times per backend
-## (SQLite and PostgreSQL); prints "race: N iteration(s) on <backend> …, duplicates: D" (D must be 0)
+## (SQLite and PostgreSQL); prints "race: N iteration(s) on <backend> …, duplicates: D" (D must be 0);
+## then the re-run properties with STRESS_EXAMPLES random scenarios
 STRESS_RUNS ?= 50
+STRESS_EXAMPLES ?= 200
 stress: $(STAMP)
 	W365_RACE_ITERATIONS=$(STRESS_RUNS) $(BIN)/pytest -q -s -p no:cacheprovider \
 		tests/integration/test_concurrent_runs.py -k two_concurrent_runs
+	W365_PROPERTY_EXAMPLES=$(STRESS_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+		tests/integration/test_rerun_properties.py
 
 clean:
 	rm -rf out w365etl.sqlite w365etl.sqlite-runlock .pytest_cache

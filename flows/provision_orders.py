@@ -35,10 +35,11 @@ from w365etl.domain.outcomes import PLANNED
 from w365etl.plan import Plan, StoredState, build_plan, empty_state
 from w365etl.reevaluation import with_waiting_lines
 from w365etl.reference import ReferenceData, ReferenceDataError, read_reference_dir
+from w365etl.safe_paths import UnsafePath, business_date, report_folder
 from w365etl.settings import Settings, SettingsError, load_settings
 from w365etl.timing import StageClock
 
-NOT_RUN_ERRORS = (SettingsError, StoreUnavailable, ProviderNotConfigured, ReferenceDataError)
+NOT_RUN_ERRORS = (SettingsError, StoreUnavailable, ProviderNotConfigured, ReferenceDataError, UnsafePath)
 
 
 def new_run_id(as_of: dt.date) -> str:
@@ -141,6 +142,7 @@ def provision_orders(
     logger = get_run_logger()
     clock = StageClock()
     try:
+        as_of_date = business_date(as_of)  # a deployment's JSON parameter arrives as text
         settings = load_settings(Path(config_file) if config_file else None)
         reference_path = Path(reference_dir) if reference_dir else settings.reference_dir
         reference = read_reference_dir(reference_path) if reference_path else None
@@ -149,12 +151,11 @@ def provision_orders(
         return _not_run(logger, error)
     # a dry run may read an existing database, but writes nothing and calls no provider
     writer = None if dry_run else store
-    as_of_date = as_of or dt.date.today()
     run_id = new_run_id(as_of_date)
     providers: dict = {}
     batch = None
-    folder = Path(out_dir or settings.out_dir) / run_id
     try:
+        folder = report_folder(Path(out_dir or settings.out_dir), run_id)
         duplicates: list[dict] = []
         paths = [Path(item) for item in files]
         if not files and inbox_dir:

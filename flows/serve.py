@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -73,10 +74,23 @@ def serve_nightly(*, cron: str, timezone: str, inbox_dir: str, config_file: str 
         os.environ["PREFECT_API_URL"] = f"{server.url}/api"
         on_ready(f"started a local Prefect server: {server.url} (UI on 127.0.0.1)")
 
+    stopping, stopped = threading.Event(), threading.Event()
+
     def _stop(_signum, _frame):
+        stopping.set()
         raise KeyboardInterrupt
 
+    def _insist() -> None:
+        # a KeyboardInterrupt that lands in a weakref callback or a __del__ is swallowed
+        # ("Exception ignored in …") and serve() would go on: interrupt again until it ends
+        stopping.wait()
+        import _thread
+
+        while not stopped.wait(5):
+            _thread.interrupt_main(signal.SIGTERM)  # SIGINT may be ignored (started in the background)
+
     signal.signal(signal.SIGTERM, _stop)
+    threading.Thread(target=_insist, name="w365etl-stop", daemon=True).start()
     try:
         from prefect.schedules import Cron
 
@@ -92,6 +106,7 @@ def serve_nightly(*, cron: str, timezone: str, inbox_dir: str, config_file: str 
     except KeyboardInterrupt:
         pass
     finally:
+        stopped.set()
         if server is not None:
             server.stop()
             on_ready("stopped the local Prefect server")

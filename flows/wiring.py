@@ -87,7 +87,10 @@ def _partner_center(code: str, configured, store, run_id: str | None, state):
             handle = start_sandbox(customers=customers, products=products, latency_ms=configured.sandbox_latency_ms,
                                    fault_rate=configured.sandbox_fault_rate)
             base_url, on_close = handle.url, handle.stop
-        tokens = SandboxTokenProvider(base_url)
+        # the sandbox takes any credentials; the configured ones are sent when set, so that a
+        # sandbox run handles the client secret exactly as a live run does (never shown anywhere)
+        tokens = SandboxTokenProvider(base_url, client_id=configured.client_id or "w365etl",
+                                      client_secret=configured.client_secret or "sandbox")
     client = PartnerCenterClient(base_url, tokens, limiter=RateLimiter(configured.partner_requests_per_minute,
                                                                        configured.customer_requests_per_minute))
     journal = SqlSubmissionJournal(store, code, run_id)

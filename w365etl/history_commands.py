@@ -90,8 +90,13 @@ def report(
 ) -> None:
     """Write RUN_ID's reports again, from the database, into OUT/<run_id>/."""
     from w365etl.history import RunNotFinished, RunNotFound, rebuild_reports
+    from w365etl.safe_paths import UnsafePath, report_folder
 
     settings = _settings(config, db_url=db, out_dir=out_dir)
+    try:  # before anything else: the run id names the folder the reports go to
+        report_folder(Path(settings.out_dir), run_id)
+    except UnsafePath as error:
+        _fail(str(error))
     history = _history(settings.db_url.get_secret_value())
     try:
         records = history.load_run(run_id)
@@ -113,7 +118,7 @@ def report(
 
     outputs = RunOutputs(summary=reports.summary, exceptions=reports.exceptions, needs_mapping=reports.needs_mapping,
                          order_status_updates=reports.order_status_updates, sheets=reports.sheets, outcomes=None)
-    folder = Path(settings.out_dir) / run_id
+    folder = report_folder(Path(settings.out_dir), run_id)
     written = write_outputs(folder, outputs, write_csv=write_csv, write_workbook=write_workbook,
                             max_rows=settings.report_max_rows)
     out = Console(soft_wrap=True)

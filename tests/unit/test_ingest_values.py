@@ -247,7 +247,7 @@ def test_any_money_written_in_the_locale_parses_back_exactly(
     assert Decimal(values.iloc[0]) == value
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # a loaded CI machine took 414 ms once (DeadlineExceeded, flaky)
 @given(
     value=st.decimals(min_value=Decimal("-99999999.99999"), max_value=Decimal("9999999999999.99999"), places=5),
     locale=st.sampled_from(sorted(_LOCALE_STYLE)),

@@ -17,9 +17,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from w365etl.safe_paths import fitting_name
+
 ORDER_SUFFIXES = {".csv", ".xlsx", ".xlsm", ".txt"}
 REFERENCE_FILES = ("products.csv", "provider_accounts.csv")
 _WORK_FOLDERS = {"processing", "archive", "rejected", "duplicates", "reference"}
+ERROR_SUFFIX = ".error.txt"
 
 
 def sha256_of(path: Path) -> str:
@@ -122,10 +125,12 @@ def settle(batch: InboxBatch, outcomes: dict[Path, tuple[str, str | None]], as_o
         if not path.exists():
             continue
         if status == "rejected":
-            target = _free_name(batch.root / "rejected" / path.name)
+            # the name is kept when it fits; else shortened so that ``.error.txt`` fits beside it
+            room = len(ERROR_SUFFIX)
+            target = _free_name(batch.root / "rejected" / fitting_name(path.name, room=room), room=room)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
-            target.with_name(target.name + ".error.txt").write_text((error or "rejected") + "\n", encoding="utf-8")
+            target.with_name(target.name + ERROR_SUFFIX).write_text((error or "rejected") + "\n", encoding="utf-8")
         else:
             folder = "duplicates" if status == "duplicate" else "archive"
             target = _free_name(batch.root / folder / as_of_text / path.name)
@@ -144,12 +149,15 @@ def _is_order_file(path: Path) -> bool:
         and path.name not in _WORK_FOLDERS
 
 
-def _free_name(target: Path) -> Path:
-    """``name.csv``, else ``name.1.csv``, ``name.2.csv`` … — never overwrite an archived file."""
+def _free_name(target: Path, *, room: int = 0) -> Path:
+    """``name.csv``, else ``name.1.csv``, ``name.2.csv`` … — never overwrite an archived file
+    (a name near the file system's limit is shortened to make room for the number, and for
+    ``room`` more bytes)."""
     if not target.exists():
         return target
     for number in range(1, 10_000):
-        candidate = target.with_name(f"{target.stem}.{number}{target.suffix}")
+        stem = fitting_name(target.stem, room=len(f".{number}{target.suffix}") + room)
+        candidate = target.with_name(f"{stem}.{number}{target.suffix}")
         if not candidate.exists():
             return candidate
     raise FileExistsError(target)
