@@ -39,6 +39,7 @@ from w365etl.adapters import tables as t
 from w365etl.amounts import decimals_to_text
 from w365etl.domain import keys as line_keys
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
+from w365etl.failpoints import failpoint
 from w365etl.reevaluation import payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.plan import Plan, StoredState, empty_state
@@ -733,6 +734,7 @@ class SqlStore:
                 "error_code": done["error_code"], "error_message": done["error_message"],
                 "updated_at": t.utc_now(),
             })
+            failpoint("before_marking_lines_done", requests["provider_code"].iloc[0] if len(requests) else None)
             statement = update(t.Line.__table__).where(t.Line.line_pk == bindparam("b_pk"), t.Line.status == PLANNED).values(
                 {column: bindparam(column) for column in status.columns if column != "b_pk"})
             for chunk in _chunks(_records(status)):

@@ -29,6 +29,7 @@ from w365etl.adapters.partner_center import (
     run_per_customer,
 )
 from w365etl.domain.subscriptions import INCREASE
+from w365etl.failpoints import failpoint
 from w365etl.ports import PROVISION_RESULT_COLUMNS, SubmissionJournal
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ class PartnerCenterProvider:
                     pending = self._new_cart(tenant, {pk: wanted[pk] for pk in missing})
                 request_id, cart_id = pending
                 result = self.client.checkout(tenant, cart_id, request_id=str(uuid.uuid4()))
+                failpoint("after_checkout", self.code)
                 order_ids = [order.get("id") for order in result.get("orders") or [] if order.get("id")]
                 self.journal.update(request_id, status="checked_out", order_ids=order_ids)
                 for problem in result.get("orderErrors") or []:
@@ -180,6 +182,7 @@ class PartnerCenterProvider:
         try:
             request_id, cart_id = self._new_cart(tenant, {pk: item})
             result = self.client.checkout(tenant, cart_id, request_id=str(uuid.uuid4()))
+            failpoint("after_checkout", self.code)
             order_ids = [order.get("id") for order in result.get("orders") or [] if order.get("id")]
             self.journal.update(request_id, status="checked_out", order_ids=order_ids)
             self._await_orders(tenant, order_ids)
@@ -199,6 +202,7 @@ class PartnerCenterProvider:
             try:
                 cart = self.client.create_cart(tenant, list(items.values()), request_id=request_id)
                 self.journal.update(request_id, status="cart_created", cart_id=cart["id"])
+                failpoint("after_cart_created", self.code)
                 return request_id, cart["id"]
             except _UNCLEAR:
                 time.sleep(min(0.1 * 2**attempt, 2.0))
