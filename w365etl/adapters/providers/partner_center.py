@@ -168,6 +168,7 @@ class PartnerCenterProvider:
                 log.info("unclear answer from Partner Center for %s (%s); reconciling", tenant, type(error).__name__)
                 continue
         bought = self._bought_quietly(tenant, bought)
+        self._close_confirmed_submissions(tenant, bought)
         results = []
         for pk in [int(value) for value in rows["line_pk"]]:
             if pk in bought:
@@ -192,6 +193,19 @@ class PartnerCenterProvider:
             return _error_of(error)
         except _UNCLEAR:
             return None  # the next reconciliation decides
+
+    def _close_confirmed_submissions(self, tenant: str, bought: dict[int, str]) -> None:
+        """Submissions left open (a run killed between its journal and its provider's answer,
+        or a cart whose lines reconciliation found bought) are closed once every line they
+        carry is at the provider: else each later run would read them and poll their orders
+        again, forever."""
+        try:
+            for submission in self.journal.open_submissions(tenant):
+                pks = [line_pk_of(name) for name in submission["friendly_names"]]
+                if pks and all(pk is not None and pk in bought for pk in pks):
+                    self.journal.update(submission["request_id"], status="completed")
+        except Exception:  # noqa: BLE001 - bookkeeping: it must never turn bought lines into failed ones
+            log.warning("could not close the submissions of %s in the journal", tenant, exc_info=True)
 
     def _new_cart(self, tenant: str, items: dict[int, dict[str, Any]]) -> tuple[str, str]:
         """Journal the request id first; re-send it until the creation is answered (never a
