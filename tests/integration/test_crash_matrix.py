@@ -43,6 +43,7 @@ matrix runs its files again; ``W365_CRASH_POINTS=a,b`` runs only those points (d
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -159,8 +160,6 @@ def write_inputs(root: Path, scenarios: list[Scenario]) -> tuple[Path, dict[str,
     """The reference folder (every scenario's mappings) and the files: ``base`` and one per scenario."""
     reference = root / "reference"
     reference.mkdir(parents=True)
-    import csv
-
     with (reference / "products.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["product_number", "product_name", "product_type", "provider", "provider_sku", "recurring",
@@ -457,6 +456,12 @@ def _recovered(result, scenarios: list[Scenario]) -> list[str]:
         problems.append(f"{tags}: the recovering run's lines {lines}")
     if orders["fulfilled"] + orders["already_fulfilled"] != 3 * len(scenarios):
         problems.append(f"{tags}: the recovering run's orders {orders}")
+    # R7: a fulfilment the killed run made but never reported still reaches D365
+    with next(result.folder.glob("*/order_status_updates.csv")).open(encoding="utf-8") as handle:
+        updates = sorted(row["order_number"] for row in csv.DictReader(handle))
+    wanted = sorted(scenario.order(number) for scenario in scenarios for number in ("1", "2", "3"))
+    if updates != wanted:
+        problems.append(f"{tags}: order_status_updates.csv lists {updates}, not {wanted}")
     return problems
 
 
