@@ -125,7 +125,8 @@ class Scenario:
         return [
             # Partner Center new + Existing (absolute quantity 5 + 3 = 8), manual subscription and charge
             line(self.order("1"), contoso, "M365-BB-M", "10", "6.00", guid=self.guid(1), number=1),
-            line(self.order("1"), contoso, "M365-BB-M", "3", "6.00", guid=self.guid(2), number=2, provision_as="Existing"),
+            line(self.order("1"), contoso, "M365-BB-M", "3", "6.00", guid=self.guid(2), number=2,
+                 provision_as="Existing"),
             line(self.order("1"), contoso, "SUP-STD-M", "1", "99.50", guid=self.guid(3), number=3),
             line(self.order("1"), contoso, "ONB-SETUP", "1", "500.00", guid=self.guid(4), number=4),
             # two Partner Center lines in one cart, and a charge
@@ -322,8 +323,9 @@ def snapshot(world: Harness, scenario: Scenario) -> dict[str, list]:
     source = {row.subscription_pk: line_key[row.source_line_pk] for row in subscriptions}
     state = {
         "customers": sorted(n(name) for name in customers.values()),
-        "contracts": sorted(tuple(map(n, (*contract[row.contract_pk], row.status, str(row.start_date), str(row.end_date),
-                                          row.payment_terms, row.process_refunds, row.contract_name))) for row in contracts),
+        "contracts": sorted(tuple(map(n, (*contract[row.contract_pk], row.status, str(row.start_date),
+                                          str(row.end_date), row.payment_terms, row.process_refunds,
+                                          row.contract_name))) for row in contracts),
         "subscriptions": sorted(tuple(map(n, (*contract[row.contract_pk], line_key[row.source_line_pk],
                                               row.product_number, row.provider_code, _text(row.quantity),
                                               _text(row.price_per_unit), row.provisioning_unit, row.term_duration,
