@@ -48,6 +48,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import time
 from collections import Counter
@@ -149,6 +150,8 @@ class Scenario:
 
 #: the scenario run once, uninterrupted: every other scenario must end in its (normalised) state
 CONTROL = Scenario("P00", 0)
+#: the scenario whose file comes through the inbox (the nightly path)
+INBOX = Scenario("I01", 500)
 BASE = "base"
 
 #: what a scenario's file gives in an uninterrupted run (checked on the control scenario)
@@ -206,13 +209,14 @@ class Harness:
                 "W365_PROVIDERS__PARTNER_CENTER__MAX_WORKERS": "16"} | extra
 
     def run(self, tags: list[str], *, failpoint: str | None = None, kill_after: float | None = None,
-            label: str = "run"):
-        """``w365etl run`` of these scenarios' files (or ``base``) in a process of its own."""
+            label: str = "run", inbox: Path | None = None):
+        """``w365etl run`` of these scenarios' files (or ``base``), or of the inbox, in a process of its own."""
         self.runs += 1
         name = f"{self.runs:03d}-{label.replace(':', '-')}"
         extra = {"W365_FAILPOINTS": f"{failpoint}=kill"} if failpoint else {}
+        sources = [str(self.files[tag]) for tag in tags] if inbox is None else ["--inbox", str(inbox)]
         result = self.launcher.run(
-            ["run", *(str(self.files[tag]) for tag in tags), "--reference", str(self.reference_dir),
+            ["run", *sources, "--reference", str(self.reference_dir),
              "--out", str(self.folder / "out" / name), "--as-of", AS_OF],
             cwd=self.folder, log_path=self.folder / f"{name}.log", environment=self.environment(**extra),
             kill_after=kill_after)
@@ -240,7 +244,7 @@ def harness(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"crash-{request.param}")
     named = [Scenario(f"P{number:02d}", number) for number, _ in enumerate(NAMED_POINTS, start=1)]
     randoms = [Scenario(f"R{number:03d}", 1000 + number) for number in range(1, KILL_RUNS + 1)]
-    scenarios = {scenario.tag: scenario for scenario in [CONTROL, *named, *randoms]}
+    scenarios = {scenario.tag: scenario for scenario in [CONTROL, INBOX, *named, *randoms]}
     reference_dir, files = write_inputs(root, list(scenarios.values()))
     (root / "prefect").mkdir()
     stack = []
@@ -529,6 +533,25 @@ def test_runs_killed_at_random_times_are_recovered_by_the_next_run(harness):
           f"delays up to {limit:.1f} s; killed: {dict(sorted(stages.items()))}; "
           f"final states different from the uninterrupted run: {len(problems)}")
     assert not problems, "\n".join(problems)
+
+
+def test_a_run_killed_holding_inbox_files_gives_them_back_to_the_next_run(harness):
+    """The nightly path: a run killed after storing its plan still holds its inbox file in
+    ``processing/<run_id>/``; the next inbox run takes it back, provisions it, archives it, and
+    the scenario ends in the uninterrupted run's state."""
+    inbox = harness.folder / "inbox"
+    inbox.mkdir()
+    shutil.copyfile(harness.files[INBOX.tag], inbox / "orders.csv")
+    killed = harness.run([], inbox=inbox, failpoint="after_plan_stored", label="kill-inbox-after_plan_stored")
+    assert killed.returncode == -signal.SIGKILL, killed.log
+    assert [path.parent.parent.name for path in inbox.rglob("orders.csv")] == ["processing"]
+    assert leftovers(harness, INBOX)["planned"] == SCENARIO_PROVISIONED
+
+    again = harness.run([], inbox=inbox, label="after-kill-inbox")
+    problems = _recovered(again, [INBOX]) + compare(harness, INBOX)
+    assert not problems, "\n".join(problems)
+    assert [path.relative_to(inbox).as_posix() for path in inbox.rglob("*.csv")] == [f"archive/{AS_OF}/orders.csv"]
+    assert not list((inbox / "processing").glob("*"))  # the dead run's claim is gone
 
 
 def _stage_of(left: dict) -> str:
