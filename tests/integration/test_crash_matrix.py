@@ -295,10 +295,10 @@ def _text(value) -> str | None:
     return str(value)
 
 
-def snapshot(world: Harness, scenario: Scenario) -> dict[str, list]:
+def snapshot(harness: Harness, scenario: Scenario) -> dict[str, list]:
     """The scenario's final state, normalised: no generated ids, run ids or times."""
     n = scenario.normalise
-    engine = create_store_engine(world.db_url)
+    engine = create_store_engine(harness.db_url)
     try:
         with engine.connect() as connection:
             customers = {pk: name for pk, name in connection.execute(
@@ -355,7 +355,7 @@ def snapshot(world: Harness, scenario: Scenario) -> dict[str, list]:
     stored_ids = {row.provider_subscription_id for row in subscriptions if row.provider_code == "partner_center"}
     seen_ids = set()
     for tenant in (scenario.tenant(1), scenario.tenant(2)):
-        items = world.sandbox.subscriptions(tenant)
+        items = harness.sandbox.subscriptions(tenant)
         seen_ids |= {item["id"] for item in items}
         names = Counter(item["friendlyName"] for item in items)
         for item in items:
@@ -368,15 +368,15 @@ def snapshot(world: Harness, scenario: Scenario) -> dict[str, list]:
     return state
 
 
-def leftovers(world: Harness, scenario: Scenario) -> dict[str, object]:
+def leftovers(harness: Harness, scenario: Scenario) -> dict[str, object]:
     """What a run of the scenario left behind: counts that say how far it got (the base order aside)."""
     base = scenario.order("B")
-    engine = create_store_engine(world.db_url)
+    engine = create_store_engine(harness.db_url)
     try:
         with engine.connect() as connection:
             statuses = Counter(connection.execute(select(t.Line.status).where(
                 t.Line.order_number.like(f"SO-{scenario.tag}-%"), t.Line.order_number != base)).scalars())
-            manual_rows = len(connection.execute(select(t.OneTimeCharge.charge_pk).join(
+            charges = len(connection.execute(select(t.OneTimeCharge.charge_pk).join(
                 t.Line, t.Line.line_pk == t.OneTimeCharge.source_line_pk).where(
                 t.Line.order_number.like(f"SO-{scenario.tag}-%"))).all())
             fulfilled = len(connection.execute(select(t.Order.order_pk).where(
@@ -384,13 +384,12 @@ def leftovers(world: Harness, scenario: Scenario) -> dict[str, object]:
                 t.Order.is_fulfilled.is_(True))).all())
             journal = Counter(connection.execute(select(t.ProviderSubmission.status).where(
                 t.ProviderSubmission.provider_customer_id.in_([scenario.tenant(1), scenario.tenant(2)]))).scalars())
-            runs = Counter(connection.execute(select(t.Run.status)).scalars())
     finally:
         engine.dispose()
-    bought = sum(len(world.sandbox.subscriptions(tenant)) for tenant in (scenario.tenant(1), scenario.tenant(2)))
+    bought = sum(len(harness.sandbox.subscriptions(tenant)) for tenant in (scenario.tenant(1), scenario.tenant(2)))
     return {"stored": sum(statuses.values()), "planned": statuses.get("planned", 0),
-            "provisioned": statuses.get("provisioned", 0), "charges": manual_rows,
-            "purchases": bought - 1, "fulfilled": fulfilled, "journal": dict(journal), "runs": dict(runs)}
+            "provisioned": statuses.get("provisioned", 0), "charges": charges,
+            "purchases": bought - 1, "fulfilled": fulfilled, "journal": dict(journal)}  # 1: the base subscription
 
 
 #: what must be true right after a kill at each named point (the kill happened where it says)
