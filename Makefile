@@ -41,13 +41,22 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 ## stress: two `w365etl run` processes racing on one database, STRESS_RUNS times per backend
-## (SQLite and PostgreSQL); prints "race: N iteration(s) on <backend> …, duplicates: D" (D must be 0);
-## then the re-run properties with STRESS_EXAMPLES random scenarios
+## (SQLite and PostgreSQL); prints "race: N iteration(s) on <backend> …, duplicates: D" (D must be 0).
+## Then KILL_RUNS runs SIGKILLed at random times (each followed by the same file again) and the
+## named-point crash matrix with a recovery run after each kill, on CRASH_BACKENDS; prints
+## "random kills: N run(s) … final states different from the uninterrupted run: D" (D must be 0).
+## KILL_SEED=<n> repeats a sequence of kill times. Last, the re-run properties with
+## STRESS_EXAMPLES random scenarios.
 STRESS_RUNS ?= 50
+KILL_RUNS ?= 100
+CRASH_BACKENDS ?= sqlite,postgresql
 STRESS_EXAMPLES ?= 200
 stress: $(STAMP)
 	W365_RACE_ITERATIONS=$(STRESS_RUNS) $(BIN)/pytest -q -s -p no:cacheprovider \
 		tests/integration/test_concurrent_runs.py -k two_concurrent_runs
+	W365_KILL_RUNS=$(KILL_RUNS) W365_CRASH_RECOVERY=each W365_CRASH_BACKENDS=$(CRASH_BACKENDS) \
+		$(if $(KILL_SEED),W365_KILL_SEED=$(KILL_SEED)) $(BIN)/pytest -q -s -p no:cacheprovider \
+		tests/integration/test_crash_matrix.py
 	W365_PROPERTY_EXAMPLES=$(STRESS_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider --hypothesis-show-statistics \
 		tests/integration/test_rerun_properties.py
 

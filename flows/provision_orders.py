@@ -29,6 +29,7 @@ from w365etl.adapters.reports_xlsx import write_workbook
 from w365etl.adapters.store_sql import StoreUnavailable
 from w365etl.domain.validation import validate_line_values
 from w365etl.execute import ProviderNotConfigured
+from w365etl.failpoints import failpoint
 from w365etl.ingest import IngestResult, issues_per_line
 from w365etl.domain.keys import add_line_identifiers
 from w365etl.domain.outcomes import PLANNED
@@ -94,7 +95,10 @@ def persist_plan(store, run_id: str, plan: Plan) -> pd.DataFrame:
     if store is None:
         return provisioning.planned_for_dry_run(plan)
     store.start_run(run_id, plan.options.as_of)
-    return store.persist_plan(run_id, plan)
+    failpoint("after_run_started")
+    persisted = store.persist_plan(run_id, plan)
+    failpoint("after_plan_stored")
+    return persisted
 
 
 @task(name="provision", cache_policy=NO_CACHE)
@@ -119,7 +123,9 @@ def write_reports(store, run_id: str, outputs: provisioning.RunOutputs, folder: 
     written = provisioning.write_outputs(folder, outputs, write_csv=write_csv, write_workbook=write_workbook,
                                          write_html=write_html_report, max_rows=max_rows)
     if store is not None:
+        failpoint("before_finish_run")
         store.finish_run(run_id, outputs.summary, files, outputs.exceptions, outputs.outcomes)
+        failpoint("after_finish_run")
     return written
 
 
@@ -201,8 +207,12 @@ def provision_orders(
                 plan, planned, results, keep_line_ids=writer is not None,
                 line_pks=persisted["line_pk"] if writer is not None else None)
         del persisted, planned, results  # a large run keeps one copy of its lines from here on
+        if writer is not None:
+            failpoint("before_fulfilment")
         with clock.stage("fulfil-orders"):
             fulfilled = fulfil_orders(writer, run_id, lines, as_of_date)
+        if writer is not None:
+            failpoint("after_fulfilment")
         files_records = [asdict(record) for record in ingest.files] + duplicates
         with clock.stage("build-outputs"):
             outputs = provisioning.build_outputs(

@@ -19,6 +19,7 @@ from w365etl.domain import outcomes
 from w365etl.domain.issues import concat_issues, issues_for
 from w365etl.domain.rules import LineDefaults
 from w365etl.execute import assume_accepted, check_providers_configured, execute_plan, provision_requests
+from w365etl.failpoints import failpoint
 from w365etl.plan import Plan, PlanOptions, StoredState
 from w365etl.ports import Provider, Store
 from w365etl.reasons import ReasonCode
@@ -223,6 +224,7 @@ def write_outputs(
             continue
         write_csv(folder / name, frame)
         written.append(folder / name)
+    failpoint("while_writing_reports")  # a crash here leaves a half-written report folder
     workbook = folder / "fulfilment_report.xlsx"
     write_workbook(workbook, outputs.sheets, max_rows=max_rows)
     written.append(workbook)

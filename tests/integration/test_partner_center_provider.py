@@ -146,6 +146,37 @@ def test_a_crash_between_checkout_and_recording_buys_nothing_new(run, sandbox_fa
     engine.dispose()
 
 
+def test_a_crash_right_after_checkout_is_reconciled_and_its_journal_closed(run, sandbox_factory, reference, tmp_path,
+                                                                          db_url, monkeypatch):
+    """Stopped between the checkout and the journal's "checked_out" (fail point ``after_checkout``):
+    the next run finds the lines bought, buys nothing again and closes the crashed run's
+    submissions — an open one would be read, and its orders polled, by every later run."""
+    sandbox = sandbox_factory()
+    orders = orders_file(tmp_path)
+    monkeypatch.setenv("W365_FAILPOINTS", "after_checkout:partner_center")
+    first = run([orders], sandbox, reference)
+    assert first["lines"]["failed"] == 6  # the stop is inside each customer's purchase: its lines fail
+    purchased = {tenant: set(bought(sandbox, tenant)) for tenant in (CONTOSO, FABRIKAM, NORTHWIND)}
+    assert sum(len(names) for names in purchased.values()) == 6
+
+    def open_submissions() -> int:
+        engine = create_engine(db_url)
+        with engine.connect() as connection:
+            count = connection.execute(select(func.count()).select_from(t.ProviderSubmission).where(
+                t.ProviderSubmission.status.not_in(["completed", "failed"]))).scalar_one()
+        engine.dispose()
+        return count
+
+    assert open_submissions() == 3
+    monkeypatch.delenv("W365_FAILPOINTS")
+    second = run([orders], sandbox)
+    assert second["lines"]["provisioned"] + second["lines"]["already_provisioned"] == 9
+    for tenant in (CONTOSO, FABRIKAM, NORTHWIND):
+        assert set(bought(sandbox, tenant)) == purchased[tenant]
+        assert set(sandbox.state.friendly_name_counts(tenant).values()) == {1}
+    assert open_submissions() == 0
+
+
 def test_r5_existing_sets_the_new_absolute_quantity_at_partner_center(run, sandbox_factory, reference, tmp_path):
     sandbox = sandbox_factory()
     run([orders_file(tmp_path, count=1)], sandbox, reference)

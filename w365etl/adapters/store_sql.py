@@ -40,6 +40,7 @@ from w365etl.amounts import decimals_to_text
 from w365etl.domain import keys as line_keys
 from w365etl.execute import REQUEST_SOURCE_COLUMNS
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
+from w365etl.failpoints import failpoint
 from w365etl.reevaluation import payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.plan import Plan, StoredState, empty_state
@@ -771,6 +772,7 @@ class SqlStore:
                 "error_code": done["error_code"], "error_message": done["error_message"],
                 "updated_at": t.utc_now(),
             })
+            failpoint("before_marking_lines_done", requests["provider_code"].iloc[0] if len(requests) else None)
             bulk_sql.update_frame(connection, t.Line.__table__, status, key="line_pk", where_sql=f"status = '{PLANNED}'")
 
     def _apply_increases(self, connection: Connection, run_id: str, increases: pd.DataFrame) -> None:

@@ -29,6 +29,7 @@ from w365etl.adapters.partner_center import (
     run_per_customer,
 )
 from w365etl.domain.subscriptions import INCREASE
+from w365etl.failpoints import failpoint
 from w365etl.ports import PROVISION_RESULT_COLUMNS, SubmissionJournal
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ class PartnerCenterProvider:
                     pending = self._new_cart(tenant, {pk: wanted[pk] for pk in missing})
                 request_id, cart_id = pending
                 result = self.client.checkout(tenant, cart_id, request_id=str(uuid.uuid4()))
+                failpoint("after_checkout", self.code)
                 order_ids = [order.get("id") for order in result.get("orders") or [] if order.get("id")]
                 self.journal.update(request_id, status="checked_out", order_ids=order_ids)
                 for problem in result.get("orderErrors") or []:
@@ -166,6 +168,7 @@ class PartnerCenterProvider:
                 log.info("unclear answer from Partner Center for %s (%s); reconciling", tenant, type(error).__name__)
                 continue
         bought = self._bought_quietly(tenant, bought)
+        self._close_confirmed_submissions(tenant, bought)
         results = []
         for pk in [int(value) for value in rows["line_pk"]]:
             if pk in bought:
@@ -180,6 +183,7 @@ class PartnerCenterProvider:
         try:
             request_id, cart_id = self._new_cart(tenant, {pk: item})
             result = self.client.checkout(tenant, cart_id, request_id=str(uuid.uuid4()))
+            failpoint("after_checkout", self.code)
             order_ids = [order.get("id") for order in result.get("orders") or [] if order.get("id")]
             self.journal.update(request_id, status="checked_out", order_ids=order_ids)
             self._await_orders(tenant, order_ids)
@@ -190,6 +194,19 @@ class PartnerCenterProvider:
         except _UNCLEAR:
             return None  # the next reconciliation decides
 
+    def _close_confirmed_submissions(self, tenant: str, bought: dict[int, str]) -> None:
+        """Submissions left open (a run killed between its journal and its provider's answer,
+        or a cart whose lines reconciliation found bought) are closed once every line they
+        carry is at the provider: else each later run would read them and poll their orders
+        again, forever."""
+        try:
+            for submission in self.journal.open_submissions(tenant):
+                pks = [line_pk_of(name) for name in submission["friendly_names"]]
+                if pks and all(pk is not None and pk in bought for pk in pks):
+                    self.journal.update(submission["request_id"], status="completed")
+        except Exception:  # noqa: BLE001 - bookkeeping: it must never turn bought lines into failed ones
+            log.warning("could not close the submissions of %s in the journal", tenant, exc_info=True)
+
     def _new_cart(self, tenant: str, items: dict[int, dict[str, Any]]) -> tuple[str, str]:
         """Journal the request id first; re-send it until the creation is answered (never a
         second cart for one request id)."""
@@ -199,6 +216,7 @@ class PartnerCenterProvider:
             try:
                 cart = self.client.create_cart(tenant, list(items.values()), request_id=request_id)
                 self.journal.update(request_id, status="cart_created", cart_id=cart["id"])
+                failpoint("after_cart_created", self.code)
                 return request_id, cart["id"]
             except _UNCLEAR:
                 time.sleep(min(0.1 * 2**attempt, 2.0))
