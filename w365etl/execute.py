@@ -8,7 +8,7 @@ one transaction keyed on the line, so repeating a batch after a crash adds nothi
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 
@@ -72,10 +72,15 @@ def provision_requests(planned: pd.DataFrame) -> pd.DataFrame:
 
 
 def execute_plan(
-    run_id: str, requests: pd.DataFrame, providers: Mapping[str, Provider], store: Store | None, as_of: dt.date
+    run_id: str, requests: pd.DataFrame, providers: Mapping[str, Provider], store: Store | None, as_of: dt.date,
+    payloads_for: Callable[[pd.Series], pd.Series] | None = None,
 ) -> pd.DataFrame:
     """Provision every request through its provider; record each batch (unless ``store`` is
-    None: a dry run, where every provider is assumed to accept). Returns all results."""
+    None: a dry run, where every provider is assumed to accept). Returns all results.
+
+    ``payloads_for(line_pks)`` gives the stored content of lines the provider refused: only
+    those need it (a failed line comes back by itself in the next run), so it is not computed
+    for the lines that succeed — most of a large run."""
     results = []
     for code, batch in requests.groupby("provider_code", sort=True):
         for start in range(0, len(batch), BATCH_SIZE):
@@ -85,7 +90,10 @@ def execute_plan(
             else:
                 outcome = providers[code].provision(chunk)
                 failpoint("after_provider_call", code)
-                store.record_results(run_id, chunk, outcome, as_of)
+                refused = chunk["line_pk"][~chunk["line_pk"].isin(
+                    outcome.loc[outcome["is_success"].fillna(False).astype(bool), "line_pk"])]
+                kept = payloads_for(refused) if payloads_for is not None and len(refused) else None
+                store.record_results(run_id, chunk, outcome, as_of, payloads=kept)
                 failpoint("after_recording_results", code)
             results.append(outcome)
     if not results:

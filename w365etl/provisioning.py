@@ -23,6 +23,7 @@ from w365etl.failpoints import failpoint
 from w365etl.plan import Plan, PlanOptions, StoredState
 from w365etl.ports import Provider, Store
 from w365etl.reasons import ReasonCode
+from w365etl.reevaluation import payloads
 from w365etl.reference import ReferenceData, merge_provider_accounts, merge_products
 from w365etl.report import build
 from w365etl.report.cells import Sheet
@@ -120,7 +121,12 @@ def execute(
     requests = provision_requests(planned)
     if store is None:
         return assume_accepted(requests)
-    return execute_plan(run_id, requests, providers, store, plan.options.as_of)
+
+    def payloads_for(line_pks: pd.Series) -> pd.Series:
+        chosen = planned.index[planned["line_pk"].isin(line_pks)]
+        return pd.Series(payloads(plan.lines.loc[chosen]).to_numpy(), index=planned.loc[chosen, "line_pk"].to_numpy())
+
+    return execute_plan(run_id, requests, providers, store, plan.options.as_of, payloads_for)
 
 
 def apply_results(

@@ -676,7 +676,9 @@ class SqlStore:
 
     def _store_lines(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> pd.DataFrame:
         now = t.utc_now()
-        waits = lines["bucket"].isin([PLANNED, HELD])  # only these may come back without their file
+        # a held line comes back by itself; a planned one only if the provider refuses it
+        # (record_results then stores its content)
+        waits = lines["bucket"] == HELD
         values = pd.DataFrame({
             "line_key": lines["line_key"],
             "order_number": lines["order_number"],
@@ -730,8 +732,10 @@ class SqlStore:
             identifiers = identifiers[~identifiers["identifier"].isin(known["identifier"])]
         bulk_sql.insert_frame(connection, t.LineIdentifier.__table__, identifiers, conflict_columns=["identifier"])
 
-    def record_results(self, run_id: str, requests: pd.DataFrame, results: pd.DataFrame, as_of: dt.date) -> None:
-        """Stage 'execute': what the provider did, with the line marked done, in one transaction."""
+    def record_results(self, run_id: str, requests: pd.DataFrame, results: pd.DataFrame, as_of: dt.date,
+                       payloads: pd.Series | None = None) -> None:
+        """Stage 'execute': what the provider did, with the line marked done, in one transaction
+        (a refused line keeps its content, ``payloads`` by ``line_pk``, to come back next run)."""
         done = requests.merge(results, on="line_pk", how="left", suffixes=("", "_result"))
         done["is_success"] = done["is_success"].fillna(False).astype(bool)
         ok = done[done["is_success"]]
@@ -770,6 +774,8 @@ class SqlStore:
                 "provisioned_run_id": pd.Series(run_id, index=done.index).where(done["is_success"]),
                 "provider_subscription_id": done["provider_subscription_id_result"].fillna(done["provider_subscription_id"]),
                 "error_code": done["error_code"], "error_message": done["error_message"],
+                "payload": (done["line_pk"].astype("int64").map(payloads) if payloads is not None
+                            else pd.Series(pd.NA, index=done.index, dtype="string")).where(~done["is_success"]),
                 "updated_at": t.utc_now(),
             })
             failpoint("before_marking_lines_done", requests["provider_code"].iloc[0] if len(requests) else None)
