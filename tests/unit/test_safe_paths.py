@@ -93,3 +93,17 @@ def test_a_long_name_in_the_rejected_folder_keeps_its_error_file_and_its_numberi
         assert (root / "rejected" / name.removesuffix(".error.txt")).is_file()
     assert all(name.startswith("éééé") for name in rejected)
     assert not list(root.glob("*.xlsx")) and not (root / "processing" / "run-2").exists()
+
+
+@pytest.mark.parametrize("run_id", ["../../etc", "/tmp/x", ".."])
+def test_report_refuses_a_hostile_run_id_before_it_opens_the_database(tmp_path, monkeypatch, run_id):
+    from typer.testing import CliRunner
+
+    from w365etl.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["report", run_id, "--db", f"sqlite:///{tmp_path / 'runs.sqlite'}",
+                                      "--out", "out"])
+    assert result.exit_code == 2
+    assert "is not a run id" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # no database file, no report folder
