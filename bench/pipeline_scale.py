@@ -123,6 +123,11 @@ def measure_size(lines: int, root: Path, env: dict[str, str], log=print) -> dict
     again = _run(work, export, reference, env)
     log(f"    re-run  {again['seconds']:7.1f} s  peak {again['peak_rss_gb']:.2f} GB  "
         f"= {again['seconds'] / floor['seconds']:.2f}× floor")
+    for process in (floor, first, again):  # the figures, not this machine's paths and logs
+        process.pop("stdout", None)
+        process.pop("stderr", None)
+        if "summary" in process:
+            process["summary"] = {key: process["summary"][key] for key in ("lines", "orders")}
     figures = {"lines": lines, "export_mb": round(export.stat().st_size / 1e6, 1), "floor": floor,
                "run": first, "rerun": again}
     shutil.rmtree(work, ignore_errors=True)
@@ -152,6 +157,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                                "@flow\ndef noop():\n    return 1\nnoop()"],
                               env={key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"})
         print(f"  prefect start-up (temporary server, trivial flow): {startup['seconds']:.1f} s", flush=True)
+        startup = {key: value for key, value in startup.items() if key not in ("stdout", "stderr")}
         results = [measure_size(lines, root, env) for lines in sizes]
     finally:
         server.stop()
