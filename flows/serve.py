@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -41,20 +42,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_local_server(*, port: int | None = None, timeout_seconds: float = 180) -> LocalServer:
-    """``prefect server start`` on 127.0.0.1, returned once ``/api/health`` answers."""
+def start_local_server(*, port: int | None = None, timeout_seconds: float = 180,
+                       environment: dict[str, str] | None = None, log_path: Path | None = None) -> LocalServer:
+    """``prefect server start`` on 127.0.0.1, returned once ``/api/health`` answers.
+
+    ``environment`` replaces this process's (a test gives the server its own ``PREFECT_HOME``);
+    ``log_path`` keeps the server's output, which a failed start then quotes."""
     port = port or _free_port()
-    environment = dict(os.environ, PREFECT_UI_ENABLED="true", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    environment = dict(os.environ if environment is None else environment,
+                       PREFECT_UI_ENABLED="true", PREFECT_SERVER_ANALYTICS_ENABLED="false")
     environment.pop("PREFECT_API_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    log = log_path.open("w") if log_path is not None else subprocess.DEVNULL
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=log_path.parent if log_path is not None else None,
+        )
+    finally:
+        if log_path is not None:
+            log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the local Prefect server stopped at start (exit {process.returncode})")
+            said = f": {log_path.read_text(errors='replace')[-2000:]}" if log_path is not None else ""
+            raise RuntimeError(f"the local Prefect server stopped at start (exit {process.returncode}){said}")
         try:
             with urllib.request.urlopen(f"{url}/api/health", timeout=2) as answer:
                 if answer.status == 200:

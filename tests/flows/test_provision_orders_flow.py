@@ -86,6 +86,12 @@ def test_first_run_on_sample_data_matches_the_golden_reports(run_sample):
     formulas = [cell.coordinate for sheet in book for row in sheet.iter_rows() for cell in row if cell.data_type == "f"]
     assert formulas == []
 
+    # timings.json: every stage of the run, in the order it ran, adding up to no more than the run
+    timings = json.loads((folder / "timings.json").read_text(encoding="utf-8"))
+    assert list(timings["stage_seconds"])[:3] == ["load-reference", "read-orders", "add-waiting-lines"]
+    assert {"plan", "persist-plan", "provision", "fulfil-orders", "write-reports"} <= set(timings["stage_seconds"])
+    assert 0 < sum(timings["stage_seconds"].values()) <= timings["total_seconds"] + 0.01
+
 
 def test_an_identical_rerun_of_sample_data_changes_nothing(run_sample):
     first = run_sample()

@@ -60,7 +60,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.crash_runs import PrefectServer, RunLauncher, SandboxProcess, base_environment
-from tests.support.exports import PRODUCTS, line, write_flat_csv
+from tests.support.exports import line, write_flat_csv, write_reference
 from w365etl.adapters import tables as t
 from w365etl.adapters.store_sql import create_store_engine
 from w365etl.failpoints import FAILPOINTS, PER_PROVIDER
@@ -162,19 +162,8 @@ SCENARIO_PC_PURCHASES = 3     # new Partner Center subscriptions (the increase c
 
 def write_inputs(root: Path, scenarios: list[Scenario]) -> tuple[Path, dict[str, Path]]:
     """The reference folder (every scenario's mappings) and the files: ``base`` and one per scenario."""
-    reference = root / "reference"
-    reference.mkdir(parents=True)
-    with (reference / "products.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["product_number", "product_name", "product_type", "provider", "provider_sku", "recurring",
-                         "billing_frequency", "provisioning_unit", "term_duration", "min_quantity", "max_quantity"])
-        writer.writerows(PRODUCTS)
-    with (reference / "provider_accounts.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["customer_name", "customer_id", "provider", "provider_customer_id"])
-        for scenario in scenarios:
-            for name, tenant in scenario.mappings():
-                writer.writerow([name, "", "partner_center", tenant])
+    reference = write_reference(root / "reference",
+                                [mapping for scenario in scenarios for mapping in scenario.mappings()])
     inputs = root / "inputs"
     inputs.mkdir()
     files = {scenario.tag: write_flat_csv(inputs / f"orders-{scenario.tag}.csv", scenario.rows())

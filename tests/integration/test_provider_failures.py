@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from tests.support.database import rows
 from tests.support.exports import line, write_flat_csv, write_reference
 from w365etl.adapters import tables as t
 from w365etl.adapters.providers import fake
@@ -90,9 +91,13 @@ def test_a_failed_line_is_tried_again_on_the_next_run_without_its_file(db_url, t
 
     reference = write_reference(tmp_path / "ref", [("Fabrikam", TENANT)])
     orders = write_flat_csv(tmp_path / "orders.csv", [
-        line("SO-2", "Fabrikam", "M365-BP-A", "5", "264.00", number=1, unit="Annual")])
+        line("SO-2", "Fabrikam", "M365-BP-A", "5", "264.00", number=1, unit="Annual"),
+        line("SO-3", "Fabrikam", "M365-BB-M", "2", "6.00", number=1)])
     first = provision_orders(files=[str(orders)], reference_dir=str(reference), out_dir=str(tmp_path / "out"), as_of=AS_OF)
-    assert first["lines"]["failed"] == 1
+    assert first["lines"]["failed"] == 1 and first["lines"]["provisioned"] == 1
+    # the refused line keeps its content (written with the refusal); the provisioned one needs none
+    kept = dict(rows(db_url, select(t.Line.order_number, t.Line.payload.is_not(None))))
+    assert kept == {"SO-2": True, "SO-3": False}
 
     monkeypatch.setenv("W365_PROVIDERS__PARTNER_CENTER__FAKE_REFUSED_PRODUCTS", "[]")
     second = provision_orders(files=[], out_dir=str(tmp_path / "out"), as_of=AS_OF)

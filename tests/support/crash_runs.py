@@ -29,14 +29,6 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def base_environment(**extra: str) -> dict[str, str]:
     """The test process's environment without any W365_… or PREFECT_API… setting."""
     environment = {name: value for name, value in os.environ.items()
@@ -87,27 +79,12 @@ class PrefectServer:
 
         Building Prefect's database takes ~15 s: it is built once per virtualenv (a template
         beside it) and copied into ``home``; the server upgrades a stale copy itself."""
-        port = _free_port()
+        from flows.serve import start_local_server
+
         environment = base_environment(PREFECT_HOME=str(home))
         _copy_prefect_database(home, environment)
-        log = (home / "server.log").open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
-        log.close()
-        url = f"http://127.0.0.1:{port}/api"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"prefect server stopped at start: {(home / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        return cls(url, process)
-            except OSError:
-                time.sleep(0.3)
-        _stop_process(process)
-        raise RuntimeError(f"prefect server not healthy within {timeout:.0f} s")
+        server = start_local_server(timeout_seconds=timeout, environment=environment, log_path=home / "server.log")
+        return cls(f"{server.url}/api", server.process)
 
     def stop(self) -> None:
         _stop_process(self.process)

@@ -260,6 +260,24 @@ def test_xlsx_decimals_dates_and_booleans(tmp_path: Path) -> None:
     assert ws["D2"].data_type == "b" and ws["D2"].value is True and ws["D3"].value is False
 
 
+def test_xlsx_datetimes_floats_and_integers_keep_their_values(tmp_path: Path) -> None:
+    frame = pd.DataFrame({
+        "at": pd.to_datetime(["2026-11-29 18:30:15", None, "1999-12-31 23:59:59"]).tz_localize("UTC"),
+        "ratio": [0.1, float("nan"), 1e-7],
+        "count": pd.Series([7, None, -3], dtype="Int64"),
+        "as_of": pd.Series([dt.date(2026, 11, 29), None, dt.date(1900, 3, 1)], dtype="date32[pyarrow]"),
+    })
+    path = tmp_path / "report.xlsx"
+    write_workbook(path, [Sheet("Values", frame)])
+    ws = openpyxl.load_workbook(path)["Values"]
+    assert ws["A2"].value == dt.datetime(2026, 11, 29, 18, 30, 15) and ws["A2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    assert ws["A4"].value == dt.datetime(1999, 12, 31, 23, 59, 59)
+    assert ws["B2"].value == 0.1 and ws["B3"].value is None and ws["B4"].value == 1e-7
+    assert [ws["C2"].value, ws["C3"].value, ws["C4"].value] == [7, None, -3]
+    assert ws["D2"].value == dt.datetime(2026, 11, 29) and ws["D4"].value == dt.datetime(1900, 3, 1)
+    assert ws["D2"].number_format == "yyyy-mm-dd"
+
+
 def test_xlsx_empty_sheet_has_header_and_none_row(tmp_path: Path) -> None:
     frame = pd.DataFrame({"order_number": pd.Series([], dtype="string"), "amount": money()})
     path = tmp_path / "report.xlsx"

@@ -30,7 +30,8 @@ def driver_column(values: pd.Series, column_type, dialect) -> list:
             values = decimals_to_text(values)
         return pa.array(values.astype("string"), from_pandas=True).to_pylist()
     if isinstance(column_type, (Date, DateTime)):
-        processor = column_type.bind_processor(dialect)
+        # the dialect's own type (SQLite's DATETIME stores naive text), as SQLAlchemy would bind it
+        processor = column_type.dialect_impl(dialect).bind_processor(dialect)
         python_values = pd.Series(pa.array(values, from_pandas=True).to_pylist(), dtype=object)
         if processor is None:
             return python_values.tolist()
@@ -38,8 +39,8 @@ def driver_column(values: pd.Series, column_type, dialect) -> list:
         converted = dict(zip(distinct, (processor(value) for value in distinct)))
         return python_values.map(converted).astype(object).where(python_values.notna(), None).tolist()
     if isinstance(column_type, Boolean):
-        flags = pa.array(values.astype("boolean"), from_pandas=True).to_pylist()
-        return flags if dialect.name != "sqlite" else [None if flag is None else int(flag) for flag in flags]
+        # sqlite3 stores a Python bool as 1/0, as SQLAlchemy's Boolean does
+        return pa.array(values.astype("boolean"), from_pandas=True).to_pylist()
     if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         return pa.array(values, from_pandas=True).to_pylist()
     if values.dtype == object:

@@ -22,7 +22,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,6 @@ from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.plan import Plan, StoredState, empty_state
 from w365etl.reference import name_key
 
-_CHUNK = 20_000
 
 
 class StoreUnavailable(Exception):
@@ -85,11 +84,6 @@ def _columns_frame(rows: Sequence, columns: list[str]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=columns)
     return pd.DataFrame(dict(zip(columns, (list(values) for values in zip(*rows)))))
-
-
-def _chunks(rows: list[dict[str, Any]], size: int = _CHUNK) -> Iterable[list[dict[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
 
 
 def create_store_engine(url: str) -> Engine:
@@ -656,8 +650,7 @@ class SqlStore:
                 customer_pk=new_contracts["customer_key"].map(customer_pks), created_run_id=run_id,
                 status="Active", created_at=t.utc_now(),
             ).drop(columns=["customer_key", "customer_name"])
-            connection.execute(self._insert(t.BillingContract).on_conflict_do_nothing(index_elements=["contract_number"]),
-                               _records(rows))
+            bulk_sql.insert_frame(connection, t.BillingContract.__table__, rows, conflict_columns=["contract_number"])
         found = connection.execute(select(t.BillingContract.contract_number, t.BillingContract.contract_pk)).all()
         return dict(found)
 

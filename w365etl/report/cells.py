@@ -209,39 +209,6 @@ def xlsx_text_column(values: pd.Series) -> pd.Series:
     return text.str.slice(0, CELL_TEXT_MAX).mask((text == "").fillna(False).astype(bool))
 
 
-def _none_for_na(series: pd.Series) -> list[Any]:
-    return series.astype(object).where(series.notna(), None).tolist()
-
-
-def xlsx_column(values: pd.Series) -> tuple[ColumnKind, list[Any]]:
-    """Python values of one column for the xlsx writer, with its kind.
-
-    text → ``str``; decimal → exact canonical decimal text (the writer stores it as a number
-    cell without converting it to float); integer → ``int``; float → ``float``; bool → ``bool``;
-    date → ``datetime.date``; datetime → naive ``datetime.datetime``; NA → ``None``.
-    """
-    kind = column_kind(values)
-    if kind == "decimal":
-        return kind, _none_for_na(decimal_text(values))
-    if kind == "text":
-        return kind, _none_for_na(xlsx_text_column(values))
-    if kind == "bool":
-        return kind, [None if v is None else bool(v) for v in _none_for_na(values.astype("boolean"))]
-    if kind == "integer":
-        return kind, [None if v is None else int(v) for v in _none_for_na(values)]
-    if kind == "float":
-        floats = values.astype("float64")
-        return kind, [None if v is None else float(v) for v in _none_for_na(floats.where(floats.notna()))]
-    if kind == "date" and isinstance(values.dtype, pd.ArrowDtype):
-        return kind, _none_for_na(values)
-    stamps = pd.to_datetime(values)
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    if kind == "date":
-        return kind, _none_for_na(stamps.dt.date)
-    return kind, [None if v is None else v.to_pydatetime() for v in _none_for_na(stamps)]
-
-
 def display_width(kind: ColumnKind, header: str, sample: Iterable[Any], *, cap: int = 60) -> float:
     """A readable column width: the longest of the header and a sample of values, capped."""
     fixed = {"date": 10, "datetime": 19, "bool": 5}
@@ -300,6 +267,5 @@ __all__ = [
     "is_money_column",
     "sheet_title",
     "starts_like_formula",
-    "xlsx_column",
     "xlsx_text",
 ]

@@ -1,0 +1,32 @@
+"""Run timing (``timings.json``): seconds per stage, a stage run twice adds up."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from w365etl.timing import StageClock
+
+
+def test_stages_are_kept_in_order_and_a_repeated_stage_adds_up(tmp_path):
+    clock = StageClock()
+    with clock.stage("plan"):
+        time.sleep(0.02)
+    with clock.stage("persist-plan"):
+        pass
+    with clock.stage("plan"):
+        time.sleep(0.02)
+    written = json.loads(clock.write(tmp_path / "run").read_text(encoding="utf-8"))
+    assert list(written["stage_seconds"]) == ["plan", "persist-plan"]
+    assert written["stage_seconds"]["plan"] >= 0.04
+    assert written["total_seconds"] >= sum(written["stage_seconds"].values())
+
+
+def test_a_stage_that_raises_is_still_timed():
+    clock = StageClock()
+    try:
+        with clock.stage("provision"):
+            raise RuntimeError("provider down")
+    except RuntimeError:
+        pass
+    assert "provision" in clock.seconds
