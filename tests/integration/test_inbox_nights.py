@@ -4,6 +4,7 @@ night their mapping arrives, nothing lost, each night's reports written."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -100,20 +101,43 @@ def test_five_nights_of_inbox(night, tmp_path):
     assert names(inbox / "processing") == []
 
 
+# a claim that fails in its thread must fail the test, not pass with a warning
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_two_runs_at_once_never_take_the_same_file(tmp_path):
+    for attempt in range(10):  # the race is in the first milliseconds of a claim: run it often
+        inbox = tmp_path / f"inbox-{attempt}"
+        inbox.mkdir()
+        for number in range(40):
+            (inbox / f"orders-{number:02}.csv").write_text(f"file {number}\n")
+        batches = {}
+
+        def take(run_id: str, inbox: Path = inbox, batches: dict = batches) -> None:
+            batches[run_id] = inbox_folder.claim(inbox, run_id, is_dry_run=False)
+
+        threads = [threading.Thread(target=take, args=(f"run-{index}",)) for index in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert set(batches) == {"run-0", "run-1"}  # both claims completed
+        taken = [path.name for batch in batches.values() for path in batch.order_files]
+        assert len(taken) == 40 and len(set(taken)) == 40
+
+
+def test_a_claim_being_set_up_by_another_run_is_left_alone(tmp_path):
+    """The window the threads above can only hit by chance, set up on purpose: another run has
+    made its claim folder but not yet written its owner. Its claim is never given back (that
+    crashed the other run, whose folder vanished under it); a dead run's claim still is."""
     inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    for number in range(40):
-        (inbox / f"orders-{number:02}.csv").write_text(f"file {number}\n")
-    batches = {}
+    (inbox / "processing" / ".run-other.claiming").mkdir(parents=True)
+    dead = inbox / "processing" / "run-dead"
+    dead.mkdir()
+    (dead / ".owner").write_text("999999999")  # no such process
+    (dead / "left-behind.csv").write_text("file\n")
 
-    def take(run_id: str) -> None:
-        batches[run_id] = inbox_folder.claim(inbox, run_id, is_dry_run=False)
+    batch = inbox_folder.claim(inbox, "run-new", is_dry_run=False)
 
-    threads = [threading.Thread(target=take, args=(f"run-{index}",)) for index in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    taken = [path.name for batch in batches.values() for path in batch.order_files]
-    assert len(taken) == 40 and len(set(taken)) == 40
+    assert (inbox / "processing" / ".run-other.claiming").is_dir()
+    assert [path.name for path in batch.order_files] == ["left-behind.csv"]
+    assert (batch.claim_dir / ".owner").read_text() == str(os.getpid())
+    assert not dead.exists()

@@ -72,6 +72,8 @@ def recover_abandoned_claims(root: Path) -> list[Path]:
             pid = -1
         if pid > 0 and _pid_alive(pid):
             continue
+        if claim.name.startswith(".") and pid < 0:
+            continue  # a claim being set up by another run right now (its owner not written yet)
         for path in sorted(claim.rglob("*")):
             if path.is_file() and path.name != ".owner":
                 relative = path.relative_to(claim)
@@ -93,8 +95,12 @@ def claim(root: Path, run_id: str, *, is_dry_run: bool) -> InboxBatch:
         return InboxBatch(root, run_id, orders, reference if has_reference else None, is_claimed=False)
     recover_abandoned_claims(root)
     batch = InboxBatch(root, run_id)
-    batch.claim_dir.mkdir(parents=True, exist_ok=True)
-    (batch.claim_dir / ".owner").write_text(str(os.getpid()))
+    # the claim appears with its owner in one rename: another run's recovery never sees a claim
+    # without an owner (it would take it for a dead run's and give its files back meanwhile)
+    staging = batch.claim_dir.with_name(f".{run_id}.claiming")
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / ".owner").write_text(str(os.getpid()))
+    os.rename(staging, batch.claim_dir)
     for path in sorted(root.iterdir()):
         if _is_order_file(path):
             target = batch.claim_dir / path.name
