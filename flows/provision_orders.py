@@ -219,6 +219,7 @@ def provision_orders(
                 run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,
                 files=files_records, headers=ingest.headers, fulfilled=fulfilled, stored_contracts=state.contracts,
                 provider_modes=wiring.provider_modes(settings), is_dry_run=dry_run,
+                max_sheet_rows=settings.report_max_rows,
             )
         with clock.stage("write-reports"):
             write_reports(writer, run_id, outputs, folder, files_records, settings.report_max_rows)

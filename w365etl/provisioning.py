@@ -181,6 +181,7 @@ def build_outputs(
     stored_contracts: pd.DataFrame,
     provider_modes: dict[str, str],
     is_dry_run: bool,
+    max_sheet_rows: int | None = None,
 ) -> RunOutputs:
     """Every report of the run, with the conservation equations checked (SPEC §5)."""
     as_of = plan.options.as_of
@@ -199,7 +200,7 @@ def build_outputs(
     sheets = build_sheets(
         summary=summary, lines=lines, orders=orders, exceptions=exceptions, needs_mapping=needs_mapping,
         new_contracts=plan.new_contracts, stored_contracts=stored_contracts, provider_modes=provider_modes,
-        provider_kinds=plan.options.provider_kinds, as_of=as_of,
+        provider_kinds=plan.options.provider_kinds, as_of=as_of, max_rows=max_sheet_rows,
     )
     outcome_rows = pd.DataFrame({
         "line_pk": lines["line_pk"] if "line_pk" in lines.columns else pd.Series(pd.NA, index=lines.index),

@@ -30,3 +30,17 @@ def test_a_stage_that_raises_is_still_timed():
     except RuntimeError:
         pass
     assert "provision" in clock.seconds
+
+
+def test_peak_memory_is_recorded_per_stage_and_never_falls():
+    clock = StageClock()
+    with clock.stage("read-orders"):
+        ballast = bytearray(64 * 1024 * 1024)  # 64 MB touched: the peak must rise by about that much
+        ballast[::4096] = b"x" * len(ballast[::4096])
+    del ballast
+    with clock.stage("plan"):
+        pass
+    peaks = clock.as_dict()["peak_rss_mb_after_stage"]
+    assert list(peaks) == ["read-orders", "plan"]
+    assert peaks["read-orders"] >= 64
+    assert peaks["plan"] >= peaks["read-orders"]  # a peak, not the current size

@@ -200,7 +200,10 @@ def _read_csv(name: str, data: bytes, limits: InputLimits) -> RawTable:
         if end < 0:
             raise FileRejected("the file is empty (no header row)")
         start, skipped = end + 1, skipped + 1
-    body = text[start:] if start else text
+    # pandas reads UTF-8 bytes ~2× faster than a str and without StringIO's 4-bytes-per-character
+    # copy (1.2 GB for a 300 MB export); the text is dropped before parsing
+    body = text[start:].encode("utf-8") if start else text.encode("utf-8")
+    del text
     delimiter = _sniff_delimiter(first_line.splitlines()[0] if first_line.strip() else first_line)
     if delimiter is None:
         shown = first_line.strip()
@@ -243,13 +246,14 @@ def _read_csv(name: str, data: bytes, limits: InputLimits) -> RawTable:
     return RawTable(name, None, headers, cells, row_numbers, header_row, problems)
 
 
-def _parse_csv(body: str, delimiter: str, skipped: int, limits: InputLimits) -> pd.DataFrame:
+def _parse_csv(body: bytes, delimiter: str, skipped: int, limits: InputLimits) -> pd.DataFrame:
     """All records as text; a row with more cells than the rows before it widens the table."""
     names: list[int] | None = None
     for _ in range(_MAX_WIDENINGS):
         try:
             return pd.read_csv(
-                io.StringIO(body),
+                io.BytesIO(body),
+                encoding="utf-8",
                 sep=delimiter,
                 header=None,
                 names=names,

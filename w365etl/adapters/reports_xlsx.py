@@ -170,7 +170,8 @@ def _layout(sheet: Sheet, max_rows: int) -> tuple[pd.DataFrame, list[str], int]:
     """The rows shown, the lines above the header, and the header's row number."""
     frame = sheet.frame
     shown = frame.iloc[:max_rows] if len(frame) > max_rows else frame
-    above = ([cap_note(max_rows, len(frame))] if len(frame) > max_rows else []) + list(sheet.banner)
+    total = sheet.row_count
+    above = ([cap_note(len(shown), total)] if total > len(shown) else []) + list(sheet.banner)
     return shown, above, len(above) + 1
 
 

@@ -52,6 +52,13 @@ class Sheet:
     name: str
     frame: pd.DataFrame
     banner: tuple[str, ...] = ()
+    #: rows the whole table has when ``frame`` holds only its first rows (cut before formatting,
+    #: so a million-line run does not format a million rows a sheet will never show)
+    total_rows: int | None = None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.frame) if self.total_rows is None else max(self.total_rows, len(self.frame))
 
 
 # --------------------------------------------------------------------------- classification

@@ -6,6 +6,7 @@ real run would (without database ids).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from w365etl.amounts import decimals_to_text, units_to_text
@@ -74,13 +75,37 @@ def build_sheets(
     provider_modes: dict[str, str],
     provider_kinds: dict[str, str],
     as_of,
+    max_rows: int | None = None,
 ) -> list[Sheet]:
+    """The workbook's sheets. With ``max_rows`` (the xlsx cap, SPEC §5) each table is cut to its
+    first ``max_rows`` rows *before* it is formatted, and the sheet keeps its full row count for
+    the "showing the first …" line; the csv outputs are built elsewhere and stay complete."""
     notices = tuple(summary.get("notices", []))
-    provisioned = lines[lines["bucket"] == outcomes.PROVISIONED]
-    first = lines.sort_values("line_index").drop_duplicates("order_key").set_index("order_key")
-    order_lines = lines.groupby("order_key").size()
+    is_provisioned = (lines["bucket"] == outcomes.PROVISIONED).to_numpy(dtype=bool)
+    action = lines["action"].astype("string")
+    totals: dict[str, int] = {}
 
-    done = orders[orders["order_bucket"].isin(["fulfilled", "already_fulfilled", "provisioned_not_fulfilled"])]
+    def first_rows(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        totals[name] = len(frame)
+        return frame if max_rows is None or len(frame) <= max_rows else frame.iloc[:max_rows]
+
+    def provisioned_rows(name: str, keep: pd.Series, columns: list[str]) -> pd.DataFrame:
+        """The sheet's rows (the first ``max_rows``), only its columns: filtering the whole
+        90-column frame would copy every column of a million lines."""
+        positions = np.flatnonzero(is_provisioned & keep.fillna(False).to_numpy(dtype=bool))
+        totals[name] = len(positions)
+        if max_rows is not None:
+            positions = positions[:max_rows]
+        present = [column for column in columns if column in lines.columns]
+        return lines[present].iloc[positions]
+
+    done = first_rows("Fulfilled Orders", orders[orders["order_bucket"].isin(
+        ["fulfilled", "already_fulfilled", "provisioned_not_fulfilled"])])
+    # the first line of each order (by input position) names its id, customer and currency
+    first_line = lines["line_index"].groupby(lines["order_key"], sort=False).idxmin()
+    first_line = first_line[first_line.index.isin(done["order_key"])]
+    first = lines.loc[first_line.to_numpy(), ["order_key", "order_id", "customer_name", "currency_code"]].set_index("order_key")
+    order_lines = lines["order_key"].value_counts(sort=False)
     fulfilled = pd.DataFrame({
         "order_number": done["order_key"],
         "order_id": done["order_key"].map(first["order_id"]),
@@ -91,9 +116,14 @@ def build_sheets(
         "date_fulfilled": pd.Series(as_of, index=done.index).where(done["order_bucket"] == "fulfilled"),
     })
 
-    contracts = _contract_rows(provisioned, new_contracts, stored_contracts)
+    contracts = _contract_rows(lines[["contract_number", "is_new_contract"]][is_provisioned], new_contracts,
+                               stored_contracts)
 
-    subs = provisioned[provisioned["action"].isin([CREATE, INCREASE])]
+    subs = provisioned_rows("Subscriptions", action.isin([CREATE, INCREASE]), [
+        "line_pk", "action", "customer_name", "order_number", "line_key", "contract_number", "catalog_product_number",
+        "catalog_product_name", "effective_provider_code", "provider_subscription_id_result", "quantity",
+        "quantity_before_units", "quantity_after_units", "price_per_unit", "effective_provisioning_unit",
+        "effective_term_duration"])
     subscription_number = pd.Series(pd.NA, index=subs.index, dtype="string")
     if "line_pk" in subs.columns:
         subscription_number = ("SUB-" + subs["line_pk"].astype("Int64").astype("string").str.zfill(8))
@@ -113,7 +143,9 @@ def build_sheets(
         "start_date": as_of,
     })
 
-    charges_lines = provisioned[provisioned["action"] == CHARGE]
+    charges_lines = provisioned_rows("One-Time Charges", action == CHARGE, [
+        "customer_name", "order_number", "line_key", "contract_number", "catalog_product_number",
+        "catalog_product_name", "effective_provider_code", "quantity", "price_per_unit", "extended_amount"])
     charges = pd.DataFrame({
         "customer_name": charges_lines["customer_name"], "order_number": charges_lines["order_number"],
         "line_key": charges_lines["line_key"], "billing_contract": charges_lines["contract_number"],
@@ -123,24 +155,29 @@ def build_sheets(
         "extended_amount": decimals_to_text(charges_lines["extended_amount"]), "charge_date": as_of,
     })
 
+    by_hand = provisioned_rows(
+        "Manual Tasks", lines["effective_provider_code"].isin(by_hand_providers(provider_modes, provider_kinds)),
+        ["action", "catalog_product_name", "catalog_product_number", "catalog_provider_sku", "quantity",
+         "effective_term_duration", "effective_billing_frequency", "effective_provider_code", "customer_name",
+         "provider_customer_id", "order_number", "line_key", "contract_number"])
     tasks = manual_tasks(
-        provisioned.assign(product_name=provisioned["catalog_product_name"],
-                           product_number=provisioned["catalog_product_number"],
-                           provider_sku=provisioned["catalog_provider_sku"],
-                           quantity=decimals_to_text(provisioned["quantity"]),
-                           term_duration=provisioned["effective_term_duration"],
-                           billing_frequency=provisioned["effective_billing_frequency"]),
+        by_hand.assign(product_name=by_hand["catalog_product_name"],
+                       product_number=by_hand["catalog_product_number"],
+                       provider_sku=by_hand["catalog_provider_sku"],
+                       quantity=decimals_to_text(by_hand["quantity"]),
+                       term_duration=by_hand["effective_term_duration"],
+                       billing_frequency=by_hand["effective_billing_frequency"]),
         provider_modes, provider_kinds)
 
     return [
         Sheet("Summary", summary_rows(summary), banner=notices + next_steps(summary)),
-        Sheet("Fulfilled Orders", fulfilled.reset_index(drop=True), banner=notices),
+        Sheet("Fulfilled Orders", fulfilled.reset_index(drop=True), banner=notices, total_rows=totals["Fulfilled Orders"]),
         Sheet("Billing Contracts", contracts, banner=notices),
-        Sheet("Subscriptions", subscriptions.reset_index(drop=True), banner=notices),
-        Sheet("One-Time Charges", charges.reset_index(drop=True), banner=notices),
+        Sheet("Subscriptions", subscriptions.reset_index(drop=True), banner=notices, total_rows=totals["Subscriptions"]),
+        Sheet("One-Time Charges", charges.reset_index(drop=True), banner=notices, total_rows=totals["One-Time Charges"]),
         Sheet("Needs Provider Mapping", needs_mapping, banner=notices),
         Sheet("Exceptions", exceptions, banner=notices),
-        Sheet("Manual Tasks", tasks.reset_index(drop=True), banner=notices),
+        Sheet("Manual Tasks", tasks.reset_index(drop=True), banner=notices, total_rows=totals["Manual Tasks"]),
     ]
 
 
@@ -149,8 +186,7 @@ def manual_tasks(provisioned: pd.DataFrame, provider_modes: dict[str, str],
     """What someone has to do by hand for the run's provisioned lines (manual providers, and
     automatic ones the run only recorded)."""
     recorded = {code for code, adapter in provider_modes.items() if adapter == "record"}
-    by_hand = {code for code, kind in provider_kinds.items() if kind == "manual"} | recorded
-    lines = provisioned[provisioned["effective_provider_code"].isin(by_hand)]
+    lines = provisioned[provisioned["effective_provider_code"].isin(by_hand_providers(provider_modes, provider_kinds))]
     verb = lines["action"].map({CREATE: "Set up subscription", INCREASE: "Increase subscription",
                                 CHARGE: "Deliver and bill one-time item"}).astype("string")
     product = lines["product_name"].astype("string").fillna(lines["product_number"].astype("string"))
@@ -168,10 +204,16 @@ def manual_tasks(provisioned: pd.DataFrame, provider_modes: dict[str, str],
     }).reset_index(drop=True)
 
 
+def by_hand_providers(provider_modes: dict[str, str], provider_kinds: dict[str, str]) -> set[str]:
+    """Providers whose lines a person carries out: manual ones, and automatic ones in record mode."""
+    recorded = {code for code, adapter in provider_modes.items() if adapter == "record"}
+    return {code for code, kind in provider_kinds.items() if kind == "manual"} | recorded
+
+
 def _contract_rows(provisioned: pd.DataFrame, new_contracts: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     used = provisioned.groupby("contract_number").size()
     created = new_contracts.assign(status="created in this run")
-    reused_numbers = set(provisioned.loc[~provisioned["is_new_contract"].astype(bool), "contract_number"].dropna())
+    reused_numbers = provisioned.loc[~provisioned["is_new_contract"].astype(bool), "contract_number"].dropna().unique()
     reused = stored[stored["contract_number"].isin(reused_numbers)].assign(status="reused")
     columns = ["contract_number", "contract_name", "status", "contract_type", "contract_product_type",
                "billing_frequency", "currency_code"]
