@@ -88,7 +88,7 @@ def build_plan(lines: pd.DataFrame, value_issues: pd.DataFrame, state: StoredSta
     (INVALID_VALUE, INVALID_QUANTITY …) with ``line_index``.
     """
     # the flow keys the lines once, to ask the store about them; other callers may pass raw lines
-    frame = lines.copy() if "line_key" in lines.columns else keys.add_line_identifiers(lines)
+    frame = lines.copy(deep=False) if "line_key" in lines.columns else keys.add_line_identifiers(lines)
     frame["order_key"] = outcomes.order_keys(frame)
     frame = rules.resolve_products(frame, state.products)
     frame = rules.apply_effective_choices(frame, options.defaults, frozenset(options.provider_kinds))

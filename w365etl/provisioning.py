@@ -70,17 +70,18 @@ def with_reference(state: StoredState, reference: ReferenceData | None) -> Store
 
 
 def required_providers(plan: Plan) -> set[str]:
-    planned = plan.lines[plan.lines["bucket"] == outcomes.PLANNED]
-    return set(planned["effective_provider_code"].dropna())
+    codes = plan.lines.loc[plan.lines["bucket"] == outcomes.PLANNED, "effective_provider_code"]
+    return set(codes.dropna().unique())
 
 
 def verify_provider_accounts(plan: Plan, providers: dict[str, Provider]) -> frozenset[tuple[str, str]]:
     """R3: ask each automatic provider whether it knows the accounts the planned lines use."""
-    planned = plan.lines[(plan.lines["bucket"] == outcomes.PLANNED) & plan.lines["provider_customer_id"].notna()]
+    columns = plan.lines[["effective_provider_code", "provider_customer_id"]]  # not all 90 columns
+    planned = columns[(plan.lines["bucket"] == outcomes.PLANNED) & plan.lines["provider_customer_id"].notna()]
     invalid: set[tuple[str, str]] = set()
     for code, accounts in planned.groupby("effective_provider_code")["provider_customer_id"]:
         if code in providers:
-            unknown = providers[code].verify_accounts(sorted(set(accounts)))
+            unknown = providers[code].verify_accounts(sorted(accounts.unique()))
             invalid.update((code, account) for account in unknown)
     return frozenset(invalid)
 
@@ -100,7 +101,7 @@ def as_persisted(plan: Plan, persisted: pd.DataFrame) -> Plan:
     contracts as reused.
     """
     columns = ["bucket", "bucket_reason", "is_new_contract"]
-    lines = plan.lines.copy()
+    lines = plan.lines.copy(deep=False)
     lines[columns] = persisted[columns].reindex(lines.index)
     planned = lines["bucket"] == outcomes.PLANNED
     used = set(lines.loc[planned & lines["is_new_contract"].astype(bool), "contract_number"])
@@ -137,7 +138,7 @@ def apply_results(
 
     ``planned`` is indexed like ``plan.lines`` and carries the ``line_pk`` the requests used.
     """
-    lines = plan.lines.copy()
+    lines = plan.lines.copy(deep=False)
     lines["line_pk"] = pd.Series(pd.NA, index=lines.index, dtype="Int64")
     if line_pks is not None:  # every stored line: run history keeps each line's outcome
         lines["line_pk"] = line_pks.reindex(lines.index).astype("Int64")

@@ -44,7 +44,7 @@ def assign_contracts(
     """Return (lines with ``contract_key``/``contract_number``/``is_new_contract``,
     the contracts to create, UNKNOWN_BILLING_CONTRACT issues).
     """
-    out = lines.copy()
+    out = lines.copy(deep=False)
     stored = _stored_contracts(contracts)
     out["contract_key"] = pd.Series(pd.NA, index=out.index, dtype="string")
     out["contract_number"] = pd.Series(pd.NA, index=out.index, dtype="string")

@@ -30,7 +30,7 @@ def add_line_identifiers(lines: pd.DataFrame) -> pd.DataFrame:
     ``key_content``'s occurrence counts identical lines of one order in input order
     (``line_index``), so a re-export in the same order gets the same keys.
     """
-    out = lines.copy()
+    out = lines.copy(deep=False)
     order = out["order_number"].astype("string")
     out["key_guid"] = ("guid" + _SEP + out["line_id"].astype("string")).astype("string")
     number_text = out["line_number"].astype("Int64").astype("string")

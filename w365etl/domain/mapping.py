@@ -30,7 +30,7 @@ def resolve_customers(lines: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFr
     Stored accounts get ``customer_key`` ``pk:<n>``; accounts first seen in this run get
     ``new:<id>`` or ``new:name:<name>``. Works on the distinct (id, name) pairs, not per line.
     """
-    out = lines.copy()
+    out = lines.copy(deep=False)
     out["customer_name_key"] = name_key(out["customer_name"])
     pairs = (
         out[["customer_id", "customer_name_key"]].drop_duplicates().reset_index(drop=True)

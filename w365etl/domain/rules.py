@@ -74,7 +74,7 @@ def resolve_products(lines: pd.DataFrame, products: pd.DataFrame) -> pd.DataFram
     name_index = pd.Series(products["product_number"].to_numpy(), index=name_key(products["product_name"]).to_numpy())
     by_name = name_key(lines["product_name"]).map(name_index).astype("string").where(by_number.isna())
     number = known_number.fillna(by_name)
-    out = lines.copy()
+    out = lines.copy(deep=False)
     out["catalog_product_number"] = number.astype("string")
     attached = catalog.reindex(number.fillna("\x00").to_numpy())
     for column in ["product_name", "product_type", "provider_code", "provider_sku", "is_recurring",
@@ -91,7 +91,7 @@ def apply_effective_choices(
     lines: pd.DataFrame, defaults: LineDefaults, provider_codes: frozenset[str]
 ) -> pd.DataFrame:
     """Each line's effective billing and provisioning choices (SPEC §2.3 precedence)."""
-    out = lines.copy()
+    out = lines.copy(deep=False)
     recurring = out["catalog_is_recurring"].fillna(True).astype(bool)
     out["is_recurring"] = recurring
     out["effective_contract_type"] = pd.Series("Non-Recurring", index=out.index, dtype="string").where(

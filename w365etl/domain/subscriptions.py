@@ -25,7 +25,7 @@ _MATCH = ["customer_key", "contract_key", "product_number", "provider_code", "pr
 def plan_line_actions(lines: pd.DataFrame, subscriptions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add ``action``, ``target_subscription_pk``, ``quantity_before_units`` and
     ``quantity_after_units`` (10⁻⁵ units, for increases); return (lines, issues)."""
-    out = lines.copy()
+    out = lines.copy(deep=False)
     action = pd.Series(CHARGE, index=out.index, dtype="string")
     action = action.where(~out["is_recurring"].astype(bool), CREATE)
     existing = out["is_recurring"].astype(bool) & (out["effective_provision_as"] == "Existing").fillna(False).astype(bool)

@@ -129,7 +129,9 @@ def build_needs_provider_mapping(lines: pd.DataFrame) -> pd.DataFrame:
     Its first four columns are those of ``provider_accounts.csv``: filled in, it is the
     reference file that releases the held orders.
     """
-    held = lines[(lines["bucket"] == outcomes.HELD) & lines["mapping_reason"].isin([str(c) for c in MAPPING_HOLD_CODES])]
+    columns = lines[["customer_key", "effective_provider_code", "customer_name", "crm_customer_id", "mapping_reason",
+                     "order_key"]]  # a row filter on all 90 columns would copy them all
+    held = columns[(lines["bucket"] == outcomes.HELD) & lines["mapping_reason"].isin([str(c) for c in MAPPING_HOLD_CODES])]
     if held.empty:
         return pd.DataFrame(columns=["customer_name", "customer_id", "provider", "provider_customer_id",
                                      "reason_code", "held_orders", "held_lines"])
