@@ -35,6 +35,13 @@ def decimals_from_text(values: pd.Series, arrow_type: pa.DataType) -> pd.Series:
 
 def decimals_to_text(values: pd.Series) -> pd.Series:
     """Exact canonical text of a decimal column, trailing zeros removed ("12.50000" → "12.5")."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.ArrowDtype) and pa.types.is_decimal(dtype.pyarrow_dtype) and dtype.pyarrow_dtype.scale > 0:
+        # Arrow writes every digit of the scale ("12.500000"): trimming zeros, then a bare point,
+        # is exact and runs in Arrow (a regex per value cost ~1 s per million values)
+        text = pc.cast(values.array.__arrow_array__(), pa.string())
+        text = pc.utf8_rtrim(pc.utf8_rtrim(text, characters="0"), characters=".")
+        return pd.Series(pd.arrays.ArrowStringArray(text), index=values.index, name=values.name)
     text = values.astype("string")
     text = text.str.replace(r"(\.\d*?)0+$", r"\1", regex=True).str.replace(r"\.$", "", regex=True)
     return text

@@ -655,7 +655,8 @@ class SqlStore:
         return dict(found)
 
     def _upsert_orders(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> None:
-        orders = lines.dropna(subset=["order_number"]).sort_values("line_index").drop_duplicates("order_number")
+        columns = lines[["line_index", "order_number", "order_id", "customer_pk", "currency_code"]]  # not all 90
+        orders = columns.dropna(subset=["order_number"]).sort_values("line_index").drop_duplicates("order_number")
         if orders.empty:
             return
         rows = pd.DataFrame({

@@ -78,7 +78,12 @@ def assign_contracts(
     creating = open_rows & out["contract_key"].isna()
     new = out.loc[creating, KEY_COLUMNS + ["customer_name", "effective_payment_terms", "effective_process_refunds", "line_index"]]
     new = new.sort_values("line_index").drop_duplicates(KEY_COLUMNS)
-    identity = new[KEY_COLUMNS].astype("string").fillna("").agg("|".join, axis=1) if not new.empty else pd.Series(dtype="string")
+    identity = pd.Series(dtype="string")
+    if not new.empty:  # "a|b|c" per row, column by column (a row-wise join is a Python call per contract)
+        parts = [new[column].astype("string").fillna("") for column in KEY_COLUMNS]
+        identity = parts[0]
+        for part in parts[1:]:
+            identity = identity + "|" + part
     new_contracts = pd.DataFrame(
         {
             "contract_number": stable_id("BC", identity) if not new.empty else pd.Series(dtype="string"),
