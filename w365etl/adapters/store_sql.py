@@ -267,6 +267,10 @@ class _NoRunLock:
         return
 
 
+#: lines written per slice by persist_plan (bounds the rows held as driver values at once)
+STORE_SLICE_LINES = 200_000
+
+
 class SqlStore:
     """The ``Store`` port over a SQLAlchemy engine."""
 
@@ -669,11 +673,37 @@ class SqlStore:
             "customer_pk = coalesce(excluded.customer_pk, orders.customer_pk), last_run_id = excluded.last_run_id"))
 
     def _store_lines(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> pd.DataFrame:
+        stored_pk = lines["stored_line_pk"]
+        # never touch a line already provisioned: R6 keeps its first, provisioned content
+        keep = lines["bucket"] == ALREADY_PROVISIONED
+        updating = stored_pk.notna() & ~keep
+        new = stored_pk.isna()
+        line_pk = stored_pk.copy()
+        if new.any():
+            line_pk.loc[new] = bulk_sql.reserve_primary_keys(connection, t.Line.__table__, int(new.sum()))
         now = t.utc_now()
+        # a slice at a time: the rows as stored (24 text columns, a payload per held line) exist
+        # for one slice only, not for a million lines at once
+        for start in range(0, len(lines), STORE_SLICE_LINES):
+            part = slice(start, start + STORE_SLICE_LINES)
+            values = self._line_rows(run_id, lines.iloc[part], now)
+            is_new, is_updating = new.iloc[part], updating.iloc[part]
+            if is_new.any():
+                bulk_sql.insert_frame(connection, t.Line.__table__,
+                                      values[is_new].assign(line_pk=line_pk.iloc[part][is_new].astype("int64")))
+            if is_updating.any():
+                bulk_sql.update_frame(connection, t.Line.__table__,
+                                      values[is_updating].assign(line_pk=stored_pk.iloc[part][is_updating].astype("int64")),
+                                      key="line_pk", where_sql=f"status <> '{PROVISIONED}'")
+        return lines.assign(line_pk=line_pk.astype("Int64"))
+
+    @staticmethod
+    def _line_rows(run_id: str, lines: pd.DataFrame, now) -> pd.DataFrame:
+        """The ``lines`` table's columns for these plan lines."""
         # a held line comes back by itself; a planned one only if the provider refuses it
         # (record_results then stores its content)
         waits = lines["bucket"] == HELD
-        values = pd.DataFrame({
+        return pd.DataFrame({
             "line_key": lines["line_key"],
             "order_number": lines["order_number"],
             "customer_pk": lines["customer_pk"],
@@ -698,20 +728,6 @@ class SqlStore:
             "payload": payloads(lines[waits]).reindex(lines.index),
             "updated_at": now,
         }, index=lines.index)
-        stored_pk = lines["stored_line_pk"]
-        # never touch a line already provisioned: R6 keeps its first, provisioned content
-        keep = lines["bucket"] == ALREADY_PROVISIONED
-        updating = stored_pk.notna() & ~keep
-        new = stored_pk.isna()
-        line_pk = stored_pk.copy()
-        if new.any():
-            line_pk.loc[new] = bulk_sql.reserve_primary_keys(connection, t.Line.__table__, int(new.sum()))
-            bulk_sql.insert_frame(connection, t.Line.__table__, values[new].assign(line_pk=line_pk[new].astype("int64")))
-        if updating.any():
-            bulk_sql.update_frame(connection, t.Line.__table__,
-                                  values[updating].assign(line_pk=stored_pk[updating].astype("int64")),
-                                  key="line_pk", where_sql=f"status <> '{PROVISIONED}'")
-        return lines.assign(line_pk=line_pk.astype("Int64"))
 
     def _store_identifiers(self, connection: Connection, lines: pd.DataFrame) -> None:
         parts = []
