@@ -138,8 +138,12 @@ def _stage_note(label: str, figures: dict[str, Any]) -> str:
     stages = figures.get("timings", {}).get("stage_seconds", {})
     top = sorted(stages.items(), key=lambda item: -item[1])[:6]
     inside = figures.get("timings", {}).get("total_seconds")
+    peaks = figures.get("timings", {}).get("peak_rss_mb_after_stage", {})
+    # the stage during which the process reached its peak: the first whose figure is the top one
+    peak_stage = next((name for name, mb in peaks.items() if mb == max(peaks.values())), None) if peaks else None
     return (f"{label}: flow {inside} s of {figures['seconds']} s wall; "
-            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in top))
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in top)
+            + (f"; peak RSS reached during {peak_stage} ({peaks[peak_stage] / 1024:.2f} GB)" if peak_stage else ""))
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:

@@ -179,7 +179,20 @@ def generate_orders_command(
               f"{len(export.customers)} customers (seed {seed}) to {out_dir}")
 
 
+def use_system_memory_pool() -> str:
+    """Give Arrow's freed memory back to the system allocator (unless ``ARROW_DEFAULT_MEMORY_POOL``
+    says otherwise). Arrow's default pool (mimalloc) keeps what a stage freed, so peak memory
+    grew with every stage: measured on a million-line run, the system pool peaks ~0.25 GB lower
+    and reads the export ~3 s faster (docs/benchmarks.md)."""
+    import pyarrow as pa
+
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())
+    return pa.default_memory_pool().backend_name
+
+
 def main() -> None:
+    use_system_memory_pool()
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interactive

@@ -44,3 +44,21 @@ def test_peak_memory_is_recorded_per_stage_and_never_falls():
     assert list(peaks) == ["read-orders", "plan"]
     assert peaks["read-orders"] >= 64
     assert peaks["plan"] >= peaks["read-orders"]  # a peak, not the current size
+
+
+def test_the_cli_uses_the_system_memory_pool_unless_told_otherwise(monkeypatch):
+    import pyarrow as pa
+
+    from w365etl.cli import use_system_memory_pool
+
+    before = pa.default_memory_pool()
+    try:
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+        assert use_system_memory_pool() == "system"
+        pa.set_memory_pool(pa.jemalloc_memory_pool() if "jemalloc" in pa.supported_memory_backends()
+                           else pa.mimalloc_memory_pool())
+        chosen = pa.default_memory_pool().backend_name
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", chosen)
+        assert use_system_memory_pool() == chosen  # an operator's choice is kept
+    finally:
+        pa.set_memory_pool(before)
