@@ -15,6 +15,7 @@ import pandas as pd
 
 from w365etl.amounts import decimals_from_text
 from w365etl.ingest.result import LINE_COLUMNS, empty_lines
+from w365etl.columns import is_in
 
 #: the normalised columns kept for re-evaluation (the ingest contract, provenance included)
 PAYLOAD_COLUMNS = tuple(column for column in LINE_COLUMNS if column != "line_index")
@@ -58,8 +59,8 @@ def with_waiting_lines(lines: pd.DataFrame, waiting: pd.DataFrame) -> pd.DataFra
     run_lines = lines.assign(is_reevaluated=False)
     if waiting.empty:
         return run_lines
-    in_files = set(lines["order_number"].dropna())
-    waiting = waiting[~waiting["order_number"].isin(in_files)]
+    in_files = lines["order_number"].dropna().drop_duplicates()
+    waiting = waiting[~is_in(waiting["order_number"], in_files)]
     first = int(lines["line_index"].max()) + 1 if len(lines) else 0
     again = lines_from_payloads(waiting["payload"].astype("string"), first)
     return pd.concat([run_lines, again], ignore_index=True)

@@ -45,6 +45,7 @@ from w365etl.reevaluation import payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.plan import Plan, StoredState, empty_state
 from w365etl.reference import name_key
+from w365etl.columns import is_in
 
 
 
@@ -638,7 +639,7 @@ class SqlStore:
                     select(t.Customer.name_key, func.min(t.Customer.customer_pk))
                     .where(t.Customer.name_key.in_(bare["customer_name_key"].dropna().drop_duplicates().tolist()))
                     .group_by(t.Customer.name_key)).all())
-                known = bare["customer_name_key"].isin(stored_now.keys())
+                known = is_in(bare["customer_name_key"], stored_now.keys())
                 pks.update(zip(bare.loc[known, "customer_key"], bare.loc[known, "customer_name_key"].map(stored_now)))
                 missing = [row for row, is_known in zip(without_id, known) if not is_known]
                 if missing:
@@ -739,7 +740,7 @@ class SqlStore:
         identifiers = pd.concat(parts, ignore_index=True).drop_duplicates("identifier")
         known = self._claimed_identifiers
         if known is not None and not known.empty:  # a re-run re-sends none of the identifiers it matched
-            identifiers = identifiers[~identifiers["identifier"].isin(known["identifier"])]
+            identifiers = identifiers[~is_in(identifiers["identifier"], known["identifier"])]
         bulk_sql.insert_frame(connection, t.LineIdentifier.__table__, identifiers, conflict_columns=["identifier"])
 
     def record_results(self, run_id: str, requests: pd.DataFrame, results: pd.DataFrame, as_of: dt.date,

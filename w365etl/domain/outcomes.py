@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from w365etl.reasons import HOLD_CODES, ReasonCode
+from w365etl.columns import is_in
 
 SKIPPED = "skipped"
 ALREADY_PROVISIONED = "already_provisioned"
@@ -49,14 +50,14 @@ def assign_buckets(
     rejected = ~skipped & ~already & own_problem_lines
     mapping_gap = ~skipped & ~already & ~rejected & mapping_hold_reason.notna()
 
-    orders_rejected = set(order[rejected])
+    orders_rejected = order[rejected].drop_duplicates()
     order_mapping_reason = (
         pd.DataFrame({"order": order[mapping_gap], "reason": mapping_hold_reason[mapping_gap]})
         .sort_values("reason").drop_duplicates("order").set_index("order")["reason"]
     )
     open_lines = ~skipped & ~already & ~rejected
-    by_rejection = open_lines & order.isin(orders_rejected)
-    by_mapping = open_lines & ~by_rejection & order.isin(order_mapping_reason.index)
+    by_rejection = open_lines & is_in(order, orders_rejected)
+    by_mapping = open_lines & ~by_rejection & is_in(order, order_mapping_reason.index)
 
     bucket = pd.Series(PLANNED, index=lines.index, dtype="string")
     bucket[skipped] = SKIPPED
