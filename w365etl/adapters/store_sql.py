@@ -41,7 +41,7 @@ from w365etl.domain import keys as line_keys
 from w365etl.execute import REQUEST_SOURCE_COLUMNS
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
 from w365etl.failpoints import failpoint
-from w365etl.reevaluation import payloads
+from w365etl.reevaluation import PAYLOAD_COLUMNS, payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.plan import Plan, StoredState, empty_state
 from w365etl.reference import name_key
@@ -726,7 +726,7 @@ class SqlStore:
             "billing_frequency": lines["effective_billing_frequency"],
             "provider_sku": lines["catalog_provider_sku"],
             # what a later run needs to re-evaluate the line without its file
-            "payload": payloads(lines[waits]).reindex(lines.index),
+            "payload": payloads(lines.loc[waits, list(PAYLOAD_COLUMNS)]).reindex(lines.index),
             "updated_at": now,
         }, index=lines.index)
 

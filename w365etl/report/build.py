@@ -13,6 +13,7 @@ import datetime as dt
 
 import pandas as pd
 
+from w365etl.columns import is_in
 from w365etl.domain import outcomes
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.reasons import MAPPING_HOLD_CODES, ReasonCode, severity_of, suggested_action_of
@@ -179,7 +180,7 @@ def check_conservation(lines: pd.DataFrame, orders: pd.DataFrame) -> None:
         raise ConservationError("orders left in no final bucket")
     line_orders = pd.Series(lines["order_key"].unique())
     if (orders["order_key"].duplicated().any() or len(line_orders) != len(orders)
-            or not line_orders.isin(orders["order_key"]).all()):
+            or not is_in(line_orders, orders["order_key"]).all()):
         raise ConservationError("orders counted twice or lost")
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from w365etl.amounts import decimals_to_text, units_to_text
+from w365etl.columns import is_in
 from w365etl.domain import outcomes
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.report.cells import Sheet
@@ -103,7 +104,7 @@ def build_sheets(
         ["fulfilled", "already_fulfilled", "provisioned_not_fulfilled"])])
     # the first line of each order (by input position) names its id, customer and currency
     first_line = lines["line_index"].groupby(lines["order_key"], sort=False).idxmin()
-    first_line = first_line[first_line.index.isin(done["order_key"])]
+    first_line = first_line[is_in(first_line.index.to_series(), done["order_key"]).to_numpy()]
     first = lines.loc[first_line.to_numpy(), ["order_key", "order_id", "customer_name", "currency_code"]].set_index("order_key")
     order_lines = lines["order_key"].value_counts(sort=False)
     fulfilled = pd.DataFrame({
