@@ -13,6 +13,7 @@ import uuid
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -23,6 +24,7 @@ from flows import wiring
 from w365etl import provisioning
 from w365etl.adapters import inbox
 from w365etl.adapters.order_files import read_order_files
+from w365etl.adapters.order_partitions import NotPartitioned, PartitionedInput, read_partition, split_files
 from w365etl.adapters.reports_csv import write_csv
 from w365etl.adapters.reports_html import write_html_report
 from w365etl.adapters.reports_xlsx import write_workbook
@@ -34,7 +36,7 @@ from w365etl.ingest import IngestResult, issues_per_line
 from w365etl.domain.keys import add_line_identifiers
 from w365etl.domain.outcomes import PLANNED
 from w365etl.plan import Plan, StoredState, build_plan, empty_state
-from w365etl.reevaluation import with_waiting_lines
+from w365etl.reevaluation import waiting_keys, with_waiting_lines
 from w365etl.reference import ReferenceData, ReferenceDataError, read_reference_dir
 from w365etl.safe_paths import UnsafePath, business_date, report_folder
 from w365etl.settings import Settings, SettingsError, load_settings
@@ -54,10 +56,32 @@ def load_reference(store, reference: ReferenceData | None, is_dry_run: bool) -> 
         store.upsert_reference(reference.products, reference.provider_accounts)
 
 
+@task(name="split-orders", cache_policy=NO_CACHE)
+def split_orders(store, paths: list[Path], settings: Settings) -> tuple[PartitionedInput | None, pd.DataFrame]:
+    """The stored waiting lines, and — for a run over ``partition_lines`` lines of flat CSV —
+    the run's lines split into partitions of whole customers and orders (else None: read whole)."""
+    waiting = store.waiting_lines() if store is not None else pd.DataFrame(columns=["order_number", "payload"])
+    try:
+        split = split_files(paths, partition_lines=settings.partition_lines, limits=settings.limits.input_limits(),
+                            waiting=waiting_keys(waiting) if len(waiting) > 0 else None,
+                            spill_dir=settings.spill_dir)
+    except NotPartitioned as reason:
+        get_run_logger().debug(f"read whole: {reason}")
+        return None, waiting
+    if len(waiting):  # the waiting lines' places in the whole run: after every line of its files
+        waiting = waiting.assign(line_index=np.arange(split.file_lines, split.file_lines + len(waiting), dtype="int64"))
+    return split, waiting
+
+
 @task(name="read-orders", cache_policy=NO_CACHE)
-def read_orders(paths: list[Path], settings: Settings) -> tuple[IngestResult, pd.DataFrame]:
-    ingest = read_order_files(paths, number_locale=settings.number_locale, date_order=settings.date_order,
-                              limits=settings.limits.input_limits())
+def read_orders(paths: list[Path], settings: Settings, split: PartitionedInput | None = None,
+                partition: int | None = None) -> tuple[IngestResult, pd.DataFrame]:
+    if split is None:
+        ingest = read_order_files(paths, number_locale=settings.number_locale, date_order=settings.date_order,
+                                  limits=settings.limits.input_limits())
+    else:
+        ingest = read_partition(split, partition, paths, number_locale=settings.number_locale,
+                                date_order=settings.date_order, limits=settings.limits.input_limits())
     parse_issues = issues_per_line(ingest)
     value_issues = validate_line_values(ingest.lines, parse_issues, ingest.headers)
     line_issues = provisioning.combined_line_issues(parse_issues, value_issues)
@@ -65,9 +89,8 @@ def read_orders(paths: list[Path], settings: Settings) -> tuple[IngestResult, pd
 
 
 @task(name="add-waiting-lines", cache_policy=NO_CACHE)
-def add_waiting_lines(store, lines: pd.DataFrame) -> pd.DataFrame:
+def add_waiting_lines(lines: pd.DataFrame, waiting: pd.DataFrame) -> pd.DataFrame:
     """Orders held for a mapping and lines that failed at the provider come back every run."""
-    waiting = store.waiting_lines() if store is not None else pd.DataFrame(columns=["order_number", "payload"])
     return add_line_identifiers(with_waiting_lines(lines, waiting))  # R6 keys, computed once per run
 
 
@@ -91,10 +114,11 @@ def verify_provider_accounts(plan: Plan, providers: dict) -> frozenset:
 
 
 @task(name="persist-plan", cache_policy=NO_CACHE)
-def persist_plan(store, run_id: str, plan: Plan) -> pd.DataFrame:
+def persist_plan(store, run_id: str, plan: Plan, is_first: bool = True) -> pd.DataFrame:
     if store is None:
         return provisioning.planned_for_dry_run(plan)
-    store.start_run(run_id, plan.options.as_of)
+    if is_first:  # a partitioned run is one run: started once, by its first partition
+        store.start_run(run_id, plan.options.as_of)
     failpoint("after_run_started")
     persisted = store.persist_plan(run_id, plan)
     failpoint("after_plan_stored")
@@ -115,6 +139,11 @@ def fulfil_orders(store, run_id: str, lines: pd.DataFrame, as_of: dt.date) -> pd
         return None
     due = orders[orders["is_fulfilment_due"]].rename(columns={"order_key": "order_number"})
     return store.mark_orders_fulfilled(run_id, due, as_of)
+
+
+@task(name="record-outcomes", cache_policy=NO_CACHE)
+def record_outcomes(store, run_id: str, outcomes: pd.DataFrame) -> None:
+    store.record_outcomes(run_id, outcomes)
 
 
 @task(name="write-reports", cache_policy=NO_CACHE)
@@ -171,56 +200,32 @@ def provision_orders(
                 reference = read_reference_dir(batch.reference_dir)  # dropped in inbox/reference/
         with clock.stage("load-reference"):
             load_reference(store, reference, dry_run)
-        with clock.stage("read-orders"):
-            ingest, line_issues = read_orders(paths, settings)
-        if batch is not None:
-            ingest, line_issues = inbox.as_seen_in_inbox(batch, ingest, line_issues)
-        for warning in ingest.warnings:
-            logger.warning(warning)
-        with clock.stage("add-waiting-lines"):
-            lines = add_waiting_lines(store, ingest.lines)
-        ingest = replace(ingest, lines=ingest.lines.iloc[:0])  # the lines live on in `lines` only
-        with clock.stage("load-state"):
-            state = load_state(store, lines, reference, dry_run)
-        with clock.stage("plan"):
-            plan = make_plan(lines, line_issues, state, settings, as_of_date)
-        # SPEC §2.2: no silent default — stop before anything is stored or provisioned
-        provisioning.ensure_providers(plan, settings)
-        if writer is not None:
-            providers = wiring.build_providers(settings, provisioning.required_providers(plan),
-                                               store=store, run_id=run_id, state=state)
-            # R3: a mapped account the provider does not know holds its order like a missing one
-            with clock.stage("verify-provider-accounts"):
-                invalid = verify_provider_accounts(plan, providers)
-            if invalid:
-                with clock.stage("plan"):
-                    plan = make_plan(lines, line_issues, state, settings, as_of_date, invalid)
-        with clock.stage("persist-plan"):
-            persisted = persist_plan(writer, run_id, plan)
-        if writer is not None:  # lines a concurrent run provisioned meanwhile are not provisioned again
-            plan = provisioning.as_persisted(plan, persisted)
-        planned = persisted[persisted["bucket"] == PLANNED]
-        with clock.stage("provision"):
-            results = provision(writer, run_id, plan, planned, providers)
-        with clock.stage("apply-results"):
-            lines, issues = provisioning.apply_results(
-                plan, planned, results, keep_line_ids=writer is not None,
-                line_pks=persisted["line_pk"] if writer is not None else None)
-        del persisted, planned, results  # a large run keeps one copy of its lines from here on
-        if writer is not None:
-            failpoint("before_fulfilment")
-        with clock.stage("fulfil-orders"):
-            fulfilled = fulfil_orders(writer, run_id, lines, as_of_date)
-        if writer is not None:
-            failpoint("after_fulfilment")
-        files_records = [asdict(record) for record in ingest.files] + duplicates
-        with clock.stage("build-outputs"):
-            outputs = provisioning.build_outputs(
-                run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,
-                files=files_records, headers=ingest.headers, fulfilled=fulfilled, stored_contracts=state.contracts,
-                provider_modes=wiring.provider_modes(settings), is_dry_run=dry_run,
-                max_sheet_rows=settings.report_max_rows,
-            )
+        with clock.stage("split-orders"):
+            split, waiting = split_orders(store, paths, settings)
+        slice_args = dict(store=store, writer=writer, run_id=run_id, paths=paths, settings=settings,
+                          reference=reference, as_of=as_of_date, clock=clock, logger=logger, batch=batch,
+                          providers=providers)
+        if split is None:
+            outputs, files_records = _provision_slice(**slice_args, waiting=waiting, is_first=True)
+            files_records = files_records + duplicates
+        else:
+            logger.info(f"{split.file_lines} lines: processed in {split.count} partitions of about "
+                        f"{settings.partition_lines} lines (whole customers and orders)")
+            parts, part_files = [], []
+            try:
+                for partition in range(split.count):
+                    part_waiting = waiting[split.waiting_partition == partition] if len(waiting) else waiting
+                    part, records = _provision_slice(**slice_args, waiting=part_waiting, is_first=partition == 0,
+                                                     split=split, partition=partition)
+                    parts.append(part)
+                    part_files.append(records)
+            finally:
+                split.close()
+            files_records = _summed_rows(part_files) + duplicates
+            with clock.stage("build-outputs"):
+                outputs = provisioning.merge_outputs(parts, files=files_records,
+                                                     max_sheet_rows=settings.report_max_rows)
+            del parts
         with clock.stage("write-reports"):
             write_reports(writer, run_id, outputs, folder, files_records, settings.report_max_rows)
         if batch is not None:
@@ -250,6 +255,78 @@ def provision_orders(
         logger.error(message)
         return Failed(message=message, data=summary)
     return summary
+
+
+def _provision_slice(*, store, writer, run_id: str, paths: list[Path], settings: Settings,
+                     reference: ReferenceData | None, as_of: dt.date, clock: StageClock, logger, batch,
+                     providers: dict, waiting: pd.DataFrame, is_first: bool, split=None,
+                     partition: int | None = None) -> tuple[provisioning.RunOutputs, list[dict]]:
+    """read → plan → persist → provision → fulfil → build the reports, for the whole run or for
+    one partition of it (then the run's outcomes are recorded here, partition by partition)."""
+    with clock.stage("read-orders"):
+        ingest, line_issues = read_orders(paths, settings, split, partition)
+    if batch is not None:
+        ingest, line_issues = inbox.as_seen_in_inbox(batch, ingest, line_issues)
+    for warning in ingest.warnings:
+        if is_first:  # a partitioned run's files say the same about their columns every time
+            logger.warning(warning)
+    with clock.stage("add-waiting-lines"):
+        lines = add_waiting_lines(ingest.lines, waiting)
+    ingest = replace(ingest, lines=ingest.lines.iloc[:0])  # the lines live on in `lines` only
+    with clock.stage("load-state"):
+        state = load_state(store, lines, reference, writer is None)
+    with clock.stage("plan"):
+        plan = make_plan(lines, line_issues, state, settings, as_of)
+    # SPEC §2.2: no silent default — stop before anything is stored or provisioned
+    provisioning.ensure_providers(plan, settings)
+    if writer is not None:
+        # built once per run (a partitioned run needs them from its first partition that has lines for them)
+        providers.update(wiring.build_providers(settings, provisioning.required_providers(plan) - set(providers),
+                                                store=store, run_id=run_id, state=state))
+        # R3: a mapped account the provider does not know holds its order like a missing one
+        with clock.stage("verify-provider-accounts"):
+            invalid = verify_provider_accounts(plan, providers)
+        if invalid:
+            with clock.stage("plan"):
+                plan = make_plan(lines, line_issues, state, settings, as_of, invalid)
+    with clock.stage("persist-plan"):
+        persisted = persist_plan(writer, run_id, plan, is_first)
+    if writer is not None:  # lines a concurrent run provisioned meanwhile are not provisioned again
+        plan = provisioning.as_persisted(plan, persisted)
+    planned = persisted[persisted["bucket"] == PLANNED]
+    with clock.stage("provision"):
+        results = provision(writer, run_id, plan, planned, providers)
+    with clock.stage("apply-results"):
+        lines, issues = provisioning.apply_results(
+            plan, planned, results, keep_line_ids=writer is not None,
+            line_pks=persisted["line_pk"] if writer is not None else None)
+    del persisted, planned, results  # a large run keeps one copy of its lines from here on
+    if writer is not None:
+        failpoint("before_fulfilment")
+    with clock.stage("fulfil-orders"):
+        fulfilled = fulfil_orders(writer, run_id, lines, as_of)
+    if writer is not None:
+        failpoint("after_fulfilment")
+    files_records = [asdict(record) for record in ingest.files]
+    with clock.stage("build-outputs"):
+        outputs = provisioning.build_outputs(
+            run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,
+            files=files_records, headers=ingest.headers, fulfilled=fulfilled, stored_contracts=state.contracts,
+            provider_modes=wiring.provider_modes(settings), is_dry_run=writer is None,
+            max_sheet_rows=settings.report_max_rows,
+        )
+    if split is not None and writer is not None:
+        with clock.stage("record-outcomes"):
+            record_outcomes(writer, run_id, outputs.outcomes)
+    return outputs, files_records
+
+
+def _summed_rows(part_files: list[list[dict]]) -> list[dict]:
+    """A partitioned run's file records: each file read once, its rows counted over partitions."""
+    records = [dict(record) for record in part_files[0]]
+    for record, *others in zip(records, *part_files[1:]):
+        record["rows"] = int(record.get("rows") or 0) + sum(int(other.get("rows") or 0) for other in others)
+    return records
 
 
 @task(name="take-inbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)

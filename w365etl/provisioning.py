@@ -210,6 +210,22 @@ def build_outputs(
     return RunOutputs(summary, exceptions, needs_mapping, updates, sheets, outcome_rows)
 
 
+def merge_outputs(parts: list[RunOutputs], *, files: list[dict], max_sheet_rows: int | None) -> RunOutputs:
+    """The reports of a run processed in partitions, as one run's reports (SPEC §5). The lines'
+    outcomes were recorded partition by partition, so none are carried here."""
+    from w365etl.report import merge
+
+    summary = merge.merge_summaries([part.summary for part in parts], files)
+    exceptions = merge.merge_exceptions([part.exceptions for part in parts])
+    needs_mapping = merge.merge_needs_mapping([part.needs_mapping for part in parts])
+    updates = merge.merge_status_updates([part.order_status_updates for part in parts])
+    sheets = merge.merge_sheets([part.sheets for part in parts], summary=summary, exceptions=exceptions,
+                                needs_mapping=needs_mapping, max_rows=max_sheet_rows)
+    outcome_rows = pd.DataFrame({"line_pk": pd.Series(dtype="Int64"), "bucket": pd.Series(dtype="string"),
+                                 "reason_code": pd.Series(dtype="string")})
+    return RunOutputs(summary, exceptions, needs_mapping, updates, sheets, outcome_rows)
+
+
 def write_outputs(
     folder: Path,
     outputs: RunOutputs,

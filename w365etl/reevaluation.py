@@ -63,4 +63,20 @@ def with_waiting_lines(lines: pd.DataFrame, waiting: pd.DataFrame) -> pd.DataFra
     waiting = waiting[~is_in(waiting["order_number"], in_files)]
     first = int(lines["line_index"].max()) + 1 if len(lines) else 0
     again = lines_from_payloads(waiting["payload"].astype("string"), first)
+    if "line_index" in waiting.columns:  # a partition of a run: the lines' places in the whole run
+        again["line_index"] = waiting["line_index"].to_numpy(dtype="int64")
     return pd.concat([run_lines, again], ignore_index=True)
+
+
+def waiting_keys(waiting: pd.DataFrame, slice_lines: int = 100_000) -> pd.DataFrame:
+    """The tie keys (order, customer, line id) of stored waiting lines, read from their
+    payloads a slice at a time (a partitioned run places them before reading any file)."""
+    from w365etl.partitions import KEY_FIELDS
+
+    parts = []
+    for start in range(0, len(waiting), slice_lines):
+        texts = waiting["payload"].iloc[start:start + slice_lines].astype("string")
+        parts.append(lines_from_payloads(texts, start)[list(KEY_FIELDS)])
+    if not parts:
+        return pd.DataFrame({name: pd.Series(dtype="string") for name in KEY_FIELDS})
+    return pd.concat(parts, ignore_index=True)

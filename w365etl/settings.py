@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
     #: SPEC §5: rows per xlsx sheet before it is cut (Excel's own limit is 1 048 576).
     report_max_rows: int = Field(default=100_000, ge=1, le=1_048_575)
+    #: a run with more lines than this is processed in partitions of about this many lines
+    #: (whole customers and orders; flat CSV exports only), so memory stays bounded
+    partition_lines: int = Field(default=500_000, ge=1)
+    #: where partitions are spilled while a partitioned run works (default: the system's temp folder)
+    spill_dir: Path | None = None
     #: how much one order file may hold (``[limits]`` in TOML, ``W365_LIMITS__…``)
     limits: LimitSettings = Field(default_factory=LimitSettings)
 

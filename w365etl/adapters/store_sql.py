@@ -850,12 +850,20 @@ class SqlStore:
             if not exceptions.empty:
                 rows = exceptions.drop(columns=[c for c in exceptions.columns if c not in t.ExceptionRecord.__table__.c])
                 bulk_sql.insert_frame(connection, t.ExceptionRecord.__table__, rows.assign(run_id=run_id))
-            if not outcomes.empty:
-                rows = outcomes.dropna(subset=["line_pk"]).drop_duplicates("line_pk").assign(run_id=run_id)
-                bulk_sql.insert_frame(connection, t.LineOutcome.__table__, rows[["run_id", "line_pk", "bucket", "reason_code"]])
+            self._insert_outcomes(connection, run_id, outcomes)
             connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id).values(
                 status="completed", finished_at=t.utc_now(), summary_json=json.dumps(summary, default=str)))
         self.release_customers()  # the run's writes are done: other runs may take its customers
+
+    def record_outcomes(self, run_id: str, outcomes: pd.DataFrame) -> None:
+        with self.engine.begin() as connection:
+            self._insert_outcomes(connection, run_id, outcomes)
+
+    @staticmethod
+    def _insert_outcomes(connection: Connection, run_id: str, outcomes: pd.DataFrame) -> None:
+        if not outcomes.empty:
+            rows = outcomes.dropna(subset=["line_pk"]).drop_duplicates("line_pk").assign(run_id=run_id)
+            bulk_sql.insert_frame(connection, t.LineOutcome.__table__, rows[["run_id", "line_pk", "bucket", "reason_code"]])
 
 
 class SqlSubmissionJournal:

@@ -117,11 +117,16 @@ def build_exceptions(
     codes = frame["reason_code"].drop_duplicates()
     frame["severity"] = frame["reason_code"].map({code: str(severity_of(code)) for code in codes})
     frame["suggested_action"] = frame["reason_code"].map({code: suggested_action_of(code) for code in codes})
-    # what a reviewer works through: errors first, then grouped by what to do about them
+    return sort_exceptions(frame[EXCEPTION_COLUMNS])
+
+
+def sort_exceptions(frame: pd.DataFrame) -> pd.DataFrame:
+    """What a reviewer works through: errors first, then grouped by what to do about them,
+    then by file and row (stable: one line's problems keep the order they were found in)."""
     order = {"error": 0, "warning": 1}
     frame = frame.assign(_severity=frame["severity"].map(order)).sort_values(
         ["_severity", "suggested_action", "reason_code", "file", "row"], kind="stable").drop(columns="_severity")
-    return frame[EXCEPTION_COLUMNS].reset_index(drop=True)
+    return frame.reset_index(drop=True)
 
 
 def build_needs_provider_mapping(lines: pd.DataFrame) -> pd.DataFrame:
@@ -147,12 +152,19 @@ def build_needs_provider_mapping(lines: pd.DataFrame) -> pd.DataFrame:
     line_counts = row_orders.merge(held_lines, on=["customer_key", "order_key"]).groupby(
         ["customer_key", "effective_provider_code"]).size()
     counts = pd.MultiIndex.from_frame(grouped[["customer_key", "effective_provider_code"]]).map(line_counts)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "customer_name": grouped["customer_name"], "customer_id": grouped["customer_id"],
         "provider": grouped["effective_provider_code"], "provider_customer_id": "",
         "reason_code": grouped["reason_code"], "held_orders": grouped["held_orders"],
         "held_lines": pd.Series(counts, index=grouped.index).astype("Int64"),
-    }).sort_values(["customer_name", "provider"]).reset_index(drop=True)
+    })
+    return sort_needs_mapping(frame)
+
+
+def sort_needs_mapping(frame: pd.DataFrame) -> pd.DataFrame:
+    """By customer and provider; a total order, so that it never depends on line order."""
+    return frame.sort_values(["customer_name", "provider", "customer_id", "held_orders"], kind="stable",
+                             na_position="last").reset_index(drop=True)
 
 
 def build_order_status_updates(orders: pd.DataFrame, fulfilled: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
@@ -55,6 +55,9 @@ class Sheet:
     #: rows the whole table has when ``frame`` holds only its first rows (cut before formatting,
     #: so a million-line run does not format a million rows a sheet will never show)
     total_rows: int | None = None
+    #: each row's place in the run (the position of its line, or of its order's first line):
+    #: how the sheets of a run processed in partitions are put back in the whole run's order
+    positions: Any = field(default=None, compare=False, repr=False)
 
     @property
     def row_count(self) -> int:

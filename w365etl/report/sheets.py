@@ -97,7 +97,7 @@ def build_sheets(
         totals[name] = len(positions)
         if max_rows is not None:
             positions = positions[:max_rows]
-        present = [column for column in columns if column in lines.columns]
+        present = [column for column in ["line_index", *columns] if column in lines.columns]
         return lines[present].iloc[positions]
 
     done = first_rows("Fulfilled Orders", orders[orders["order_bucket"].isin(
@@ -105,7 +105,8 @@ def build_sheets(
     # the first line of each order (by input position) names its id, customer and currency
     first_line = lines["line_index"].groupby(lines["order_key"], sort=False).idxmin()
     first_line = first_line[is_in(first_line.index.to_series(), done["order_key"]).to_numpy()]
-    first = lines.loc[first_line.to_numpy(), ["order_key", "order_id", "customer_name", "currency_code"]].set_index("order_key")
+    first = lines.loc[first_line.to_numpy(), ["order_key", "order_id", "customer_name", "currency_code",
+                                              "line_index"]].set_index("order_key")
     order_lines = lines["order_key"].value_counts(sort=False)
     fulfilled = pd.DataFrame({
         "order_number": done["order_key"],
@@ -172,13 +173,18 @@ def build_sheets(
 
     return [
         Sheet("Summary", summary_rows(summary), banner=notices + next_steps(summary)),
-        Sheet("Fulfilled Orders", fulfilled.reset_index(drop=True), banner=notices, total_rows=totals["Fulfilled Orders"]),
+        Sheet("Fulfilled Orders", fulfilled.reset_index(drop=True), banner=notices, total_rows=totals["Fulfilled Orders"],
+              positions=done["order_key"].map(first["line_index"]).to_numpy(dtype="int64")),
         Sheet("Billing Contracts", contracts, banner=notices),
-        Sheet("Subscriptions", subscriptions.reset_index(drop=True), banner=notices, total_rows=totals["Subscriptions"]),
-        Sheet("One-Time Charges", charges.reset_index(drop=True), banner=notices, total_rows=totals["One-Time Charges"]),
+        Sheet("Subscriptions", subscriptions.reset_index(drop=True), banner=notices, total_rows=totals["Subscriptions"],
+              positions=subs["line_index"].to_numpy(dtype="int64")),
+        Sheet("One-Time Charges", charges.reset_index(drop=True), banner=notices, total_rows=totals["One-Time Charges"],
+              positions=charges_lines["line_index"].to_numpy(dtype="int64")),
         Sheet("Needs Provider Mapping", needs_mapping, banner=notices),
         Sheet("Exceptions", exceptions, banner=notices),
-        Sheet("Manual Tasks", tasks.reset_index(drop=True), banner=notices, total_rows=totals["Manual Tasks"]),
+        Sheet("Manual Tasks", tasks.reset_index(drop=True), banner=notices, total_rows=totals["Manual Tasks"],
+              positions=by_hand.loc[by_hand["effective_provider_code"].isin(
+                  by_hand_providers(provider_modes, provider_kinds)), "line_index"].to_numpy(dtype="int64")),
     ]
 
 
@@ -221,4 +227,8 @@ def _contract_rows(provisioned: pd.DataFrame, new_contracts: pd.DataFrame, store
     frame = pd.concat([created.reindex(columns=columns + ["start_date", "end_date", "payment_terms", "process_refunds"]),
                        reused.reindex(columns=columns)], ignore_index=True)
     frame["lines_in_run"] = frame["contract_number"].map(used).fillna(0).astype("Int64")
-    return frame
+    # created first, then reused, each by number: the same whichever order the lines came in
+    # (and whether the run was processed whole or in partitions)
+    rank = frame["status"].map({"created in this run": 0, "reused": 1})
+    return frame.assign(_rank=rank).sort_values(["_rank", "contract_number"], kind="stable") \
+        .drop(columns="_rank").reset_index(drop=True)
