@@ -63,14 +63,17 @@ def _normalised(values: pa.Array, field: str) -> pa.Array:
 
 
 def hash_keys(values: pa.Array, field: str) -> np.ndarray:
-    """64-bit hashes of the normalised values; 0 where the value is missing or blank."""
-    keyed = _normalised(values, field)
-    encoded = pc.dictionary_encode(keyed)
+    """64-bit hashes of the normalised values; 0 where the value is missing or blank.
+
+    The distinct cells are normalised and hashed, not every cell (a customer's name repeats
+    on every line of every order)."""
+    encoded = pc.dictionary_encode(values.cast(pa.string()))
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
-    dictionary = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    keyed = _normalised(encoded.dictionary, field)
+    dictionary = keyed.to_numpy(zero_copy_only=False).astype(object)
     hashed = pd.util.hash_array(dictionary, hash_key=_SALTS[field], categorize=False)
-    hashed[dictionary == ""] = 0
+    hashed[pd.isna(dictionary) | (dictionary == "")] = 0
     indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     out = np.zeros(len(indices), dtype=np.uint64)
     present = indices >= 0
@@ -95,7 +98,9 @@ def row_keys(columns: dict[str, pa.Array | None], row_ids: np.ndarray) -> RowKey
         other = hashed[field]
         present = other != 0
         pairs.append(np.column_stack([hubs[present], other[present]]))
-    edges = np.unique(np.concatenate(pairs), axis=0) if pairs else np.empty((0, 2), dtype=np.uint64)
+    # every line of an order repeats its order's edges: keep each once
+    stacked = np.concatenate(pairs)
+    edges = pd.DataFrame(stacked).drop_duplicates().to_numpy(dtype=np.uint64)
     has_line = hashed["line_id"] != 0
     line_edges = np.column_stack([hashed["line_id"][has_line], hubs[has_line]])
     return RowKeys(hubs, edges, line_edges)

@@ -44,8 +44,10 @@ from w365etl.ingest.result import IngestResult
 from w365etl.ingest.tables import FileContent, InputLimits, RawTable
 from w365etl.partitions import KEY_FIELDS, Partitions, RowKeys, assign_partitions, row_keys
 
-#: bytes read per block while hashing and Arrow's CSV block size while streaming
+#: bytes read per block while hashing
 _READ_BYTES = 16 << 20
+#: Arrow's CSV block size while streaming (rows of one block are keyed and split together)
+_BLOCK_BYTES = 8 << 20
 #: a flat export row is longer than this: files smaller than partition_lines × this are read whole
 MIN_ROW_BYTES = 40
 #: columns of the spill files besides the cells
@@ -232,17 +234,29 @@ def _batches(item: CsvFile):
     try:
         reader = pacsv.open_csv(
             item.path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=item.skip_lines + 1,
-                                           block_size=_READ_BYTES, encoding=item.encoding),
+            # one block at a time: threads read blocks ahead, and memory grows with the file
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=item.skip_lines + 1, use_threads=False,
+                                           block_size=_BLOCK_BYTES, encoding=item.encoding),
             parse_options=pacsv.ParseOptions(delimiter=item.delimiter, quote_char='"', double_quote=True,
                                              newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in names},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
+            memory_pool=_reader_pool(),
         )
         for batch in reader:
             yield batch
     except (pa.ArrowInvalid, UnicodeError, OSError) as error:
         raise NotPartitioned(f"{item.path}: {str(error).splitlines()[0]}") from None
+
+
+def _reader_pool() -> pa.MemoryPool:
+    """jemalloc for the streaming reader where Arrow has it: its blocks come and go, and the
+    system allocator keeps what they freed (measured: RSS grew with the file instead of staying
+    flat at about 0.5 GB)."""
+    try:
+        return pa.jemalloc_memory_pool()
+    except (NotImplementedError, pa.ArrowNotImplementedError):
+        return pa.default_memory_pool()
 
 
 def _kept(batch: pa.RecordBatch) -> np.ndarray:

@@ -377,16 +377,23 @@ class SqlStore:
             marker = self._other_runs_marker(connection, None)
             identifiers, stored_lines = self._matching_identifiers(connection, lines, with_lines=True)
             self._loaded_lines = (marker, identifiers, stored_lines)
-            contracts = self._frame(connection, select(
+            contract_query = select(
                 t.BillingContract.contract_pk, t.BillingContract.contract_number, t.BillingContract.contract_name,
                 t.BillingContract.customer_pk, t.BillingContract.contract_type,
                 t.BillingContract.contract_product_type, t.BillingContract.billing_frequency,
-                t.BillingContract.currency_code, t.BillingContract.status, t.BillingContract.created_at))
-            subscriptions = self._frame(connection, select(
+                t.BillingContract.currency_code, t.BillingContract.status, t.BillingContract.created_at)
+            subscription_query = select(
                 t.Subscription.subscription_pk, t.Subscription.customer_pk, t.Subscription.contract_pk,
                 t.Subscription.product_number, t.Subscription.provider_code, t.Subscription.provisioning_unit,
                 t.Subscription.quantity, t.Subscription.status, t.Subscription.provider_subscription_id,
-                t.Subscription.created_at).where(t.Subscription.status == "Active"))
+                t.Subscription.created_at).where(t.Subscription.status == "Active")
+            candidates = _candidate_customers(customers, lines)
+            if candidates is None:
+                contracts = self._frame(connection, contract_query)
+                subscriptions = self._frame(connection, subscription_query)
+            else:  # a partition of a big run: only its own customers' contracts and subscriptions
+                contracts = self._select_in(connection, contract_query, t.BillingContract.customer_pk, candidates)
+                subscriptions = self._select_in(connection, subscription_query, t.Subscription.customer_pk, candidates)
             order_numbers = lines["order_number"].dropna().drop_duplicates().tolist()
             orders = self._select_in(connection, select(
                 t.Order.order_number, t.Order.is_fulfilled, t.Order.fulfilled_date), t.Order.order_number, order_numbers)
@@ -864,6 +871,21 @@ class SqlStore:
         if not outcomes.empty:
             rows = outcomes.dropna(subset=["line_pk"]).drop_duplicates("line_pk").assign(run_id=run_id)
             bulk_sql.insert_frame(connection, t.LineOutcome.__table__, rows[["run_id", "line_pk", "bucket", "reason_code"]])
+
+
+def _candidate_customers(customers: pd.DataFrame, lines: pd.DataFrame) -> list[int] | None:
+    """The stored customers these lines can resolve to (same CRM id or same name key: the only
+    ways ``mapping.resolve_customers`` names a stored account), or None when that is most of
+    them (then reading every contract and subscription is cheaper than asking for some)."""
+    if customers.empty or "customer_name" not in lines.columns:
+        return None
+    ids = lines["customer_id"].dropna().astype("string").drop_duplicates()
+    names = name_key(lines["customer_name"].dropna().drop_duplicates())
+    chosen = customers[is_in(customers["crm_customer_id"].astype("string"), ids)
+                       | is_in(customers["name_key"].astype("string"), names)]
+    if len(chosen) > max(len(customers) // 2, 5_000):
+        return None
+    return chosen["customer_pk"].astype("int64").tolist()
 
 
 class SqlSubmissionJournal:
