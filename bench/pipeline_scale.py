@@ -12,6 +12,10 @@ own process so that peak RSS is the process's own (``os.wait4``):
 - **re-run** — the identical file again on the same database: every line is read and matched
   (already provisioned, skipped, held… — nothing is skipped by file hash, that is the inbox's rule).
 
+- **bounded memory** — one run of a 10 M-line export (partitioned, ``partition_lines``), its
+  peak RSS against 4 GB; no floor (the floor script would hold 10 M rows as Python strings)
+  and no re-run. ``W365_BENCH_SKIP_BOUNDED=1`` leaves it out.
+
 Runs use a Prefect server started once by the benchmark (``PREFECT_API_URL``), as the nightly
 ``w365etl serve`` does; the temporary server a bare ``w365etl run`` starts costs a further
 8–12 s per process, measured here once as ``prefect start-up``. Ratios are to the floor measured
@@ -195,6 +199,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         print(f"  prefect start-up (temporary server, trivial flow): {startup['seconds']:.1f} s", flush=True)
         startup = {key: value for key, value in startup.items() if key not in ("stdout", "stderr")}
         results = [measure_size(lines, root, env) for lines in sizes]
+        bounded = None if quick or os.environ.get("W365_BENCH_SKIP_BOUNDED") == "1" else \
+            measure_bounded(BOUNDED_SIZE, root, env)
     finally:
         server.stop()
     columns = ["lines", "export (MB)", "floor (s)", "run (s)", "run / floor", "re-run (s)", "re-run / floor",
@@ -215,6 +221,16 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         notes.append(_stage_note(f"{figures['lines']:,} lines, re-run", again))
         lines_summary = first.get("summary", {}).get("lines", {})
         notes.append(f"{figures['lines']:,} lines, run outcome: " + ", ".join(f"{key} {value:,}" for key, value in lines_summary.items()))
+    if bounded is not None:
+        peak = bounded["run"]["peak_rss_gb"]
+        ok = peak <= RSS_BAR_BOUNDED_GB and bounded["run"]["returncode"] in (0, 1)
+        passed = passed and ok
+        rows.append([f"{bounded['lines']:,}", bounded["export_mb"], "–", bounded["run"]["seconds"], "–", "–", "–",
+                     f"– / {peak:.2f} / –", ("PASS" if ok else "FAIL") + f" (RSS bar {RSS_BAR_BOUNDED_GB:g} GB)"])
+        notes.append(_stage_note(f"{bounded['lines']:,} lines, run (partitioned; no floor, no re-run)", bounded["run"]))
+        lines_summary = bounded["run"].get("summary", {}).get("lines", {})
+        notes.append(f"{bounded['lines']:,} lines, run outcome: "
+                     + ", ".join(f"{key} {value:,}" for key, value in lines_summary.items()))
     largest = results[-1]
     headline = (f"{largest['lines']:,} lines: run {largest['run']['seconds'] / largest['floor']['seconds']:.2f}× floor "
                 f"(bar {RUN_BAR:g}×), re-run {largest['rerun']['seconds'] / largest['floor']['seconds']:.2f}× "
@@ -225,4 +241,4 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "headline": headline, "columns": columns, "rows": rows,
             "config": {"sizes": list(sizes), "as_of": AS_OF, "providers": "manual", "database": "SQLite",
                        "seed": 7},
-            "method": method, "notes": notes, "figures": results, "prefect_startup": startup}
+            "method": method, "notes": notes, "figures": results, "bounded": bounded, "prefect_startup": startup}

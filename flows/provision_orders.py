@@ -37,6 +37,7 @@ from w365etl.domain.keys import add_line_identifiers
 from w365etl.domain.outcomes import PLANNED
 from w365etl.plan import Plan, StoredState, build_plan, empty_state
 from w365etl.reevaluation import waiting_keys, with_waiting_lines
+from w365etl.report.merge import PartitionReports
 from w365etl.reference import ReferenceData, ReferenceDataError, read_reference_dir
 from w365etl.safe_paths import UnsafePath, business_date, report_folder
 from w365etl.settings import Settings, SettingsError, load_settings
@@ -211,21 +212,22 @@ def provision_orders(
         else:
             logger.info(f"{split.file_lines} lines: processed in {split.count} partitions of about "
                         f"{settings.partition_lines} lines (whole customers and orders)")
-            parts, part_files = [], []
+            reports, part_files = PartitionReports(settings.report_max_rows), []
             try:
                 for partition in range(split.count):
                     part_waiting = waiting[split.waiting_partition == partition] if len(waiting) else waiting
                     part, records = _provision_slice(**slice_args, waiting=part_waiting, is_first=partition == 0,
                                                      split=split, partition=partition)
-                    parts.append(part)
+                    with clock.stage("build-outputs"):
+                        provisioning.gather_outputs(reports, part)
+                    del part
                     part_files.append(records)
             finally:
                 split.close()
             files_records = _summed_rows(part_files) + duplicates
             with clock.stage("build-outputs"):
-                outputs = provisioning.merge_outputs(parts, files=files_records,
-                                                     max_sheet_rows=settings.report_max_rows)
-            del parts
+                outputs = provisioning.merge_outputs(reports, files=files_records)
+            del reports
         with clock.stage("write-reports"):
             write_reports(writer, run_id, outputs, folder, files_records, settings.report_max_rows)
         if batch is not None:

@@ -210,17 +210,16 @@ def build_outputs(
     return RunOutputs(summary, exceptions, needs_mapping, updates, sheets, outcome_rows)
 
 
-def merge_outputs(parts: list[RunOutputs], *, files: list[dict], max_sheet_rows: int | None) -> RunOutputs:
-    """The reports of a run processed in partitions, as one run's reports (SPEC §5). The lines'
-    outcomes were recorded partition by partition, so none are carried here."""
-    from w365etl.report import merge
+def gather_outputs(reports, outputs: RunOutputs) -> None:
+    """Keep what a partition's reports add to the run's (``report.merge.PartitionReports``); its
+    line outcomes were recorded already and are not kept."""
+    reports.add(outputs.summary, outputs.exceptions, outputs.needs_mapping, outputs.order_status_updates,
+                outputs.sheets)
 
-    summary = merge.merge_summaries([part.summary for part in parts], files)
-    exceptions = merge.merge_exceptions([part.exceptions for part in parts])
-    needs_mapping = merge.merge_needs_mapping([part.needs_mapping for part in parts])
-    updates = merge.merge_status_updates([part.order_status_updates for part in parts])
-    sheets = merge.merge_sheets([part.sheets for part in parts], summary=summary, exceptions=exceptions,
-                                needs_mapping=needs_mapping, max_rows=max_sheet_rows)
+
+def merge_outputs(reports, *, files: list[dict]) -> RunOutputs:
+    """The reports of a run processed in partitions, as one run's reports (SPEC §5)."""
+    summary, exceptions, needs_mapping, updates, sheets = reports.merged(files)
     outcome_rows = pd.DataFrame({"line_pk": pd.Series(dtype="Int64"), "bucket": pd.Series(dtype="string"),
                                  "reason_code": pd.Series(dtype="string")})
     return RunOutputs(summary, exceptions, needs_mapping, updates, sheets, outcome_rows)

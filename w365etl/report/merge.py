@@ -56,29 +56,71 @@ def merge_status_updates(parts: Sequence[pd.DataFrame | None]) -> pd.DataFrame |
     return pd.concat(frames, ignore_index=True).sort_values("order_number", kind="stable").reset_index(drop=True)
 
 
-def merge_sheets(parts: Sequence[list[Sheet]], *, summary: dict, exceptions: pd.DataFrame,
-                 needs_mapping: pd.DataFrame, max_rows: int | None) -> list[Sheet]:
-    """The workbook's sheets of the whole run, each cut to ``max_rows`` again."""
+def combine_sheets(first: list[Sheet] | None, second: list[Sheet], max_rows: int | None) -> list[Sheet]:
+    """Two partitions' workbook sheets as one, each sheet cut to ``max_rows`` again — so a run
+    of many partitions never holds more than two sheets' worth of rows. The sheets built from
+    the whole run's summary, exceptions and mapping list are left for :func:`finish_sheets`."""
+    if first is None:
+        return second
+    combined = []
+    for left, right in zip(first, second, strict=True):
+        if left.name in _WHOLE_RUN_SHEETS:
+            combined.append(left)
+        elif left.positions is not None:
+            combined.append(_by_position([left, right], left.banner, max_rows))
+        else:  # Billing Contracts: created, then reused, each by number (as sheets.py orders them)
+            frame = pd.concat([left.frame, right.frame], ignore_index=True)
+            rank = frame["status"].map({"created in this run": 0, "reused": 1})
+            frame = frame.assign(_rank=rank).sort_values(["_rank", "contract_number"], kind="stable") \
+                .drop(columns="_rank").reset_index(drop=True)
+            combined.append(Sheet(left.name, frame, banner=left.banner))
+    return combined
+
+
+def finish_sheets(sheets: list[Sheet], *, summary: dict, exceptions: pd.DataFrame,
+                  needs_mapping: pd.DataFrame) -> list[Sheet]:
+    """The sheets of the whole run: the combined ones, and those built from its merged reports."""
     notices = tuple(summary.get("notices", []))
-    merged = []
-    for index, first in enumerate(parts[0]):
-        sheets = [part[index] for part in parts]
-        if first.name == "Summary":
-            merged.append(Sheet("Summary", summary_rows(summary), banner=notices + next_steps(summary)))
-        elif first.name == "Exceptions":
-            merged.append(Sheet("Exceptions", exceptions, banner=notices))
-        elif first.name == "Needs Provider Mapping":
-            merged.append(Sheet("Needs Provider Mapping", needs_mapping, banner=notices))
-        elif first.positions is not None:
-            merged.append(_by_position(sheets, notices, max_rows))
-        else:  # Billing Contracts: each partition's rows, in the sheet's own order
-            frame = pd.concat([sheet.frame for sheet in sheets], ignore_index=True)
-            if "status" in frame.columns and "contract_number" in frame.columns:
-                rank = frame["status"].map({"created in this run": 0, "reused": 1})
-                frame = frame.assign(_rank=rank).sort_values(["_rank", "contract_number"], kind="stable") \
-                    .drop(columns="_rank").reset_index(drop=True)
-            merged.append(Sheet(first.name, frame, banner=notices))
-    return merged
+    whole = {
+        "Summary": Sheet("Summary", summary_rows(summary), banner=notices + next_steps(summary)),
+        "Exceptions": Sheet("Exceptions", exceptions, banner=notices),
+        "Needs Provider Mapping": Sheet("Needs Provider Mapping", needs_mapping, banner=notices),
+    }
+    return [whole.get(sheet.name, sheet) for sheet in sheets]
+
+
+_WHOLE_RUN_SHEETS = frozenset({"Summary", "Exceptions", "Needs Provider Mapping"})
+
+
+class PartitionReports:
+    """The reports of a partitioned run, gathered partition by partition: counts, the complete
+    csv tables, and workbook sheets kept cut to their cap (a partition's lines are gone by the
+    time the next one is read)."""
+
+    def __init__(self, max_sheet_rows: int | None) -> None:
+        self.max_sheet_rows = max_sheet_rows
+        self.summaries: list[dict] = []
+        self.exceptions: list[pd.DataFrame] = []
+        self.needs_mapping: list[pd.DataFrame] = []
+        self.status_updates: list[pd.DataFrame | None] = []
+        self.sheets: list[Sheet] | None = None
+
+    def add(self, summary: dict, exceptions: pd.DataFrame, needs_mapping: pd.DataFrame,
+            status_updates: pd.DataFrame | None, sheets: list[Sheet]) -> None:
+        self.summaries.append(summary)
+        self.exceptions.append(exceptions)
+        self.needs_mapping.append(needs_mapping)
+        self.status_updates.append(status_updates)
+        self.sheets = combine_sheets(self.sheets, sheets, self.max_sheet_rows)
+
+    def merged(self, files: list[dict]) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame | None, list[Sheet]]:
+        summary = merge_summaries(self.summaries, files)
+        exceptions = merge_exceptions(self.exceptions)
+        self.exceptions = []
+        needs_mapping = merge_needs_mapping(self.needs_mapping)
+        updates = merge_status_updates(self.status_updates)
+        sheets = finish_sheets(self.sheets or [], summary=summary, exceptions=exceptions, needs_mapping=needs_mapping)
+        return summary, exceptions, needs_mapping, updates, sheets
 
 
 def _by_position(sheets: list[Sheet], notices: tuple[str, ...], max_rows: int | None) -> Sheet:
