@@ -90,8 +90,11 @@ def read_orders(paths: list[Path], settings: Settings, split: PartitionedInput |
 
 
 @task(name="add-waiting-lines", cache_policy=NO_CACHE)
-def add_waiting_lines(lines: pd.DataFrame, waiting: pd.DataFrame) -> pd.DataFrame:
-    """Orders held for a mapping and lines that failed at the provider come back every run."""
+def add_waiting_lines(store, lines: pd.DataFrame, waiting: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Orders held for a mapping and lines that failed at the provider come back every run
+    (``waiting``: those already read, e.g. this partition's; else read from the store)."""
+    if waiting is None:
+        waiting = store.waiting_lines() if store is not None else pd.DataFrame(columns=["order_number", "payload"])
     return add_line_identifiers(with_waiting_lines(lines, waiting))  # R6 keys, computed once per run
 
 
@@ -273,7 +276,7 @@ def _provision_slice(*, store, writer, run_id: str, paths: list[Path], settings:
         if is_first:  # a partitioned run's files say the same about their columns every time
             logger.warning(warning)
     with clock.stage("add-waiting-lines"):
-        lines = add_waiting_lines(ingest.lines, waiting)
+        lines = add_waiting_lines(store, ingest.lines, waiting)
     ingest = replace(ingest, lines=ingest.lines.iloc[:0])  # the lines live on in `lines` only
     with clock.stage("load-state"):
         state = load_state(store, lines, reference, writer is None)

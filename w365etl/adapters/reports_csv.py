@@ -17,19 +17,19 @@ import pandas as pd
 from w365etl.report.cells import csv_frame
 
 
+#: rows turned into csv text at a time: a run's exceptions can be millions of rows
+CSV_SLICE_ROWS = 200_000
+
+
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     path = Path(path)
-    text = csv_frame(frame)
     partial = path.with_name(path.name + ".partial")
     try:
-        text.to_csv(
-            partial,
-            index=False,
-            na_rep="",
-            encoding="utf-8",
-            lineterminator="\r\n",
-            quoting=csv.QUOTE_MINIMAL,
-        )
+        with partial.open("w", encoding="utf-8", newline="") as out:
+            for start in range(0, max(len(frame), 1), CSV_SLICE_ROWS):
+                text = csv_frame(frame.iloc[start:start + CSV_SLICE_ROWS])
+                text.to_csv(out, index=False, header=start == 0, na_rep="", lineterminator="\r\n",
+                            quoting=csv.QUOTE_MINIMAL)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

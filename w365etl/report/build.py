@@ -124,7 +124,7 @@ def sort_exceptions(frame: pd.DataFrame) -> pd.DataFrame:
     """What a reviewer works through: errors first, then grouped by what to do about them,
     then by file and row (stable: one line's problems keep the order they were found in)."""
     order = {"error": 0, "warning": 1}
-    frame = frame.assign(_severity=frame["severity"].map(order)).sort_values(
+    frame = frame.assign(_severity=frame["severity"].astype("string").map(order).astype("int8")).sort_values(
         ["_severity", "suggested_action", "reason_code", "file", "row"], kind="stable").drop(columns="_severity")
     return frame.reset_index(drop=True)
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from w365etl.report.build import sort_exceptions, sort_needs_mapping
 from w365etl.report.cells import Sheet
@@ -40,8 +41,29 @@ def merge_summaries(parts: Sequence[dict], files: list[dict]) -> dict:
     return merged
 
 
+#: exception columns with few distinct values: held as categories while partitions gather
+#: (millions of exception rows repeat the same run id, reason, action, file and column)
+_REPEATED_COLUMNS = ("run_id", "severity", "reason_code", "file", "sheet", "column", "suggested_action",
+                     "customer_name", "message")
+
+
+def compact_exceptions(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({name: "category" for name in _REPEATED_COLUMNS if name in frame.columns})
+
+
 def merge_exceptions(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    return sort_exceptions(pd.concat(list(parts), ignore_index=True))
+    """The partitions' exceptions as one table in the whole run's order (``sort_exceptions``).
+    Categories are united with their values sorted, so they sort as the text would."""
+    parts = list(parts)
+    columns = {}
+    for name in parts[0].columns:
+        values = [part[name] for part in parts]
+        if all(isinstance(value.dtype, pd.CategoricalDtype) for value in values):
+            united = union_categoricals(values, sort_categories=True, ignore_order=True)
+            columns[name] = pd.Series(united)
+        else:
+            columns[name] = pd.concat(values, ignore_index=True)
+    return sort_exceptions(pd.DataFrame(columns))
 
 
 def merge_needs_mapping(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -108,7 +130,7 @@ class PartitionReports:
     def add(self, summary: dict, exceptions: pd.DataFrame, needs_mapping: pd.DataFrame,
             status_updates: pd.DataFrame | None, sheets: list[Sheet]) -> None:
         self.summaries.append(summary)
-        self.exceptions.append(exceptions)
+        self.exceptions.append(compact_exceptions(exceptions))
         self.needs_mapping.append(needs_mapping)
         self.status_updates.append(status_updates)
         self.sheets = combine_sheets(self.sheets, sheets, self.max_sheet_rows)
