@@ -284,6 +284,8 @@ def _provision_slice(*, store, writer, run_id: str, paths: list[Path], settings:
         plan = make_plan(lines, line_issues, state, settings, as_of)
     # SPEC §2.2: no silent default — stop before anything is stored or provisioned
     provisioning.ensure_providers(plan, settings)
+    if split is not None and is_first:
+        provisioning.ensure_catalog_providers(state.products, settings)
     if writer is not None:
         # built once per run (a partitioned run needs them from its first partition that has lines for them)
         providers.update(wiring.build_providers(settings, provisioning.required_providers(plan) - set(providers),

@@ -152,12 +152,14 @@ def assign_partitions(blocks: list[RowKeys], max_lines: int) -> Partitions:
 
 
 def _pack(sizes: np.ndarray, max_lines: int) -> np.ndarray:
-    """Greedy packing in order: a new partition starts when the next component would not fit."""
+    """Greedy packing in order: a partition takes components until it holds ``max_lines`` lines
+    (so it may exceed that by less than one component, and no small remainder is left over as
+    a partition of its own unless it is the last)."""
     partition = np.empty(len(sizes), dtype=np.int64)
     current, filled = 0, 0
     # one step per component (tens of thousands for millions of lines), not per line
     for position, size in enumerate(sizes.tolist()):
-        if filled and filled + size > max_lines:
+        if filled >= max_lines:
             current, filled = current + 1, 0
         partition[position] = current
         filled += size

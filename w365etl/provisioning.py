@@ -92,6 +92,16 @@ def ensure_providers(plan: Plan, settings: Settings) -> None:
     check_providers_configured(required_providers(plan), adapters)
 
 
+def ensure_catalog_providers(products: pd.DataFrame, settings: Settings) -> None:
+    """A run processed in partitions checks, before its first partition stores anything, every
+    provider its catalog names (a later partition may need one the first does not): a missing
+    adapter stops the run before anything is provisioned, as ``ensure_providers`` does for a
+    whole run."""
+    adapters = {code: provider.adapter for code, provider in settings.providers.items()}
+    named = set(products["provider_code"].dropna().astype(str).str.lower()) if "provider_code" in products else set()
+    check_providers_configured(named & set(adapters), adapters)
+
+
 def as_persisted(plan: Plan, persisted: pd.DataFrame) -> Plan:
     """The plan as the store persisted it (``persisted`` is indexed like ``plan.lines``).
 
@@ -110,9 +120,10 @@ def as_persisted(plan: Plan, persisted: pd.DataFrame) -> Plan:
 
 
 def planned_for_dry_run(plan: Plan) -> pd.DataFrame:
-    """A dry run stores nothing, so its planned lines are numbered by position."""
+    """A dry run stores nothing, so its planned lines are numbered by their place in the run
+    (the same numbers whether the run is processed whole or in partitions)."""
     planned = plan.lines[plan.lines["bucket"] == outcomes.PLANNED]
-    return planned.assign(line_pk=range(len(planned)), customer_pk=pd.NA, contract_pk=pd.NA)
+    return planned.assign(line_pk=planned["line_index"].astype("int64"), customer_pk=pd.NA, contract_pk=pd.NA)
 
 
 def execute(

@@ -60,12 +60,13 @@ def _nights(folder: Path, out: Path, monkeypatch, db_url: str, partition_lines: 
     for name, files, reference, dry_run in NIGHTS:
         result = provision_orders(files=[str(folder / item) for item in files], reference_dir=str(folder / reference),
                                   out_dir=str(out), as_of=AS_OF, dry_run=dry_run)
-        reports[name] = _reports(Path(result["report_folder"]))
+        reports[name] = _reports(Path(result["report_folder"]), has_database_ids=not dry_run)
     return reports
 
 
-def _reports(folder: Path) -> dict:
-    """Every report of a run, as comparable values (run id and database row numbers left out)."""
+def _reports(folder: Path, has_database_ids: bool) -> dict:
+    """Every report of a run, as comparable values (run id and database row numbers left out;
+    a dry run's subscription numbers are the lines' places in the run, and are compared)."""
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     run_id = summary.pop("run_id")
     timings = json.loads((folder / "timings.json").read_text(encoding="utf-8"))
@@ -77,7 +78,7 @@ def _reports(folder: Path) -> dict:
     workbook = openpyxl.load_workbook(folder / "fulfilment_report.xlsx", read_only=True)
     for sheet in workbook.worksheets:
         out[f"sheet {sheet.title}"] = [
-            tuple("SUB-<line>" if isinstance(cell, str) and re.fullmatch(r"SUB-\d{8}", cell)
+            tuple("SUB-<line>" if has_database_ids and isinstance(cell, str) and re.fullmatch(r"SUB-\d{8}", cell)
                   else "<run>" if cell == run_id else cell for cell in row)
             for row in sheet.iter_rows(values_only=True)]
     workbook.close()

@@ -74,6 +74,24 @@ def test_partitions_stay_near_their_size_when_nothing_ties_them():
     table = [{"order_number": f"SO-{i // 4}", "order_id": "", "customer_id": "", "customer_name": f"C{i // 40}",
               "line_id": ""} for i in range(400)]
     partition, partitions = _partition_rows(table, 100, 64)
-    # ten customers of 40 lines: two fit in 100 lines, a third would not; none is split
-    assert partitions.lines_per_partition.tolist() == [80, 80, 80, 80, 80]
+    # ten customers of 40 lines: a partition takes customers until it holds 100 lines; none is split
+    assert partitions.lines_per_partition.tolist() == [120, 120, 120, 40]
     assert (np.diff(partition) >= 0).all()  # in file order
+
+
+def test_a_partitioned_run_checks_every_catalog_provider_before_it_stores_anything():
+    """SPEC §2.2 (no silent default): a later partition may need a provider the first does not,
+    so the first checks every provider the catalog names."""
+    import pandas as pd
+    import pytest
+
+    from w365etl.execute import ProviderNotConfigured
+    from w365etl.provisioning import ensure_catalog_providers
+    from w365etl.settings import Settings
+
+    catalog = pd.DataFrame({"product_number": ["A", "B"], "provider_code": ["manual", "partner_center"]})
+    with pytest.raises(ProviderNotConfigured, match="partner_center"):
+        ensure_catalog_providers(catalog, Settings())
+    configured = Settings(providers={"partner_center": {"kind": "automatic", "adapter": "record"}})
+    ensure_catalog_providers(catalog, configured)  # nothing missing: no error
+    ensure_catalog_providers(catalog[catalog["provider_code"] == "manual"], Settings())
