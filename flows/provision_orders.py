@@ -67,7 +67,7 @@ def split_orders(store, paths: list[Path], settings: Settings) -> tuple[Partitio
                             waiting=waiting_keys(waiting) if len(waiting) > 0 else None,
                             spill_dir=settings.spill_dir)
     except NotPartitioned as reason:
-        get_run_logger().debug(f"read whole: {reason}")
+        get_run_logger().info(f"orders read whole: {reason}")
         return None, waiting
     if len(waiting):  # the waiting lines' places in the whole run: after every line of its files
         waiting = waiting.assign(line_index=np.arange(split.file_lines, split.file_lines + len(waiting), dtype="int64"))

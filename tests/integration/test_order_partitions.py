@@ -169,3 +169,17 @@ def test_waiting_lines_join_the_partition_of_their_order_or_customer(tmp_path):
         assert split.partitions.lines_per_partition.sum() == len(lines) + len(waiting)
     finally:
         split.close()
+
+
+def test_a_spill_folder_that_cannot_be_made_leaves_the_files_to_be_read_whole(tmp_path):
+    path = _write(tmp_path / "orders.csv", _rows(1200))
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the spill folder should go")
+    with pytest.raises(NotPartitioned, match="spill folder"):
+        split_files([path], partition_lines=150, limits=LIMITS, spill_dir=blocker / "spill")
+    # a spill folder that does not exist yet is made
+    split = split_files([path], partition_lines=150, limits=LIMITS, spill_dir=tmp_path / "new" / "spill")
+    try:
+        assert split.folder.parent == tmp_path / "new" / "spill" and split.count >= 3
+    finally:
+        split.close()

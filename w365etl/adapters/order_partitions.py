@@ -163,12 +163,20 @@ def split_files(paths: list[Path], *, partition_lines: int, limits: InputLimits,
     partitions = assign_partitions(blocks, partition_lines)
     waiting_partition = (partitions.partition_of(blocks[-1].hubs) if waiting_rows
                          else np.empty(0, dtype=np.int32))
-    folder = Path(tempfile.mkdtemp(prefix="w365etl-partitions-", dir=spill_dir))
+    try:
+        if spill_dir is not None:
+            Path(spill_dir).mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="w365etl-partitions-", dir=spill_dir))
+    except OSError as error:
+        raise NotPartitioned(f"no spill folder in {spill_dir or tempfile.gettempdir()}: {error}") from None
     result = PartitionedInput(folder, files, partitions, waiting_partition, offset)
     try:
         line_offset = 0
         for position, item in enumerate(files):
             line_offset = _split(item, position, result, line_offset)
+    except OSError as error:  # a full disk, say: the run reads its files whole instead
+        result.close()
+        raise NotPartitioned(f"cannot write partitions to {folder}: {error}") from None
     except BaseException:
         result.close()
         raise
