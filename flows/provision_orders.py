@@ -65,9 +65,12 @@ def split_orders(store, paths: list[Path], settings: Settings) -> tuple[Partitio
     try:
         split = split_files(paths, partition_lines=settings.partition_lines, limits=settings.limits.input_limits(),
                             waiting=waiting_keys(waiting) if len(waiting) > 0 else None,
+                            stored_customers=store.stored_customers() if store is not None else None,
                             spill_dir=settings.spill_dir)
     except NotPartitioned as reason:
-        get_run_logger().info(f"orders read whole: {reason}")
+        # a big export read whole needs memory in proportion: say why, so it can be fixed
+        log = get_run_logger().warning if reason.is_big else get_run_logger().info
+        log(f"orders read whole, not in partitions: {reason}")
         return None, waiting
     if len(waiting):  # the waiting lines' places in the whole run: after every line of its files
         waiting = waiting.assign(line_index=np.arange(split.file_lines, split.file_lines + len(waiting), dtype="int64"))
@@ -210,13 +213,16 @@ def provision_orders(
                           reference=reference, as_of=as_of_date, clock=clock, logger=logger, batch=batch,
                           providers=providers)
         if split is None:
-            outputs, files_records = _provision_slice(**slice_args, waiting=waiting, is_first=True)
-            files_records = files_records + duplicates
+            outputs, files_records = _provision_slice(**slice_args, waiting=waiting, is_first=True,
+                                                      duplicates=duplicates)
         else:
             logger.info(f"{split.file_lines} lines: processed in {split.count} partitions of about "
                         f"{settings.partition_lines} lines (whole customers and orders)")
             reports, part_files = PartitionReports(settings.report_max_rows), []
+            partition = 0
             try:
+                if writer is not None:
+                    writer.lock_run()  # no other run between this run's partitions
                 for partition in range(split.count):
                     part_waiting = waiting[split.waiting_partition == partition] if len(waiting) else waiting
                     part, records = _provision_slice(**slice_args, waiting=part_waiting, is_first=partition == 0,
@@ -225,8 +231,17 @@ def provision_orders(
                         provisioning.gather_outputs(reports, part)
                     del part
                     part_files.append(records)
+            except NOT_RUN_ERRORS as error:
+                if partition == 0 or writer is None:
+                    raise  # nothing was stored yet
+                message = (f"the run stopped in partition {partition + 1} of {split.count}: {error}. The "
+                           f"{partition} partition(s) before it were provisioned and recorded; run the same files "
+                           "again once this is fixed (nothing is provisioned twice)")
+                writer.fail_run(run_id, message)
+                raise type(error)(message) from None
             finally:
                 split.close()
+            clock.note("partitions", split.count)
             files_records = _summed_rows(part_files) + duplicates
             with clock.stage("build-outputs"):
                 outputs = provisioning.merge_outputs(reports, files=files_records)
@@ -265,7 +280,8 @@ def provision_orders(
 def _provision_slice(*, store, writer, run_id: str, paths: list[Path], settings: Settings,
                      reference: ReferenceData | None, as_of: dt.date, clock: StageClock, logger, batch,
                      providers: dict, waiting: pd.DataFrame, is_first: bool, split=None,
-                     partition: int | None = None) -> tuple[provisioning.RunOutputs, list[dict]]:
+                     partition: int | None = None,
+                     duplicates: list[dict] = ()) -> tuple[provisioning.RunOutputs, list[dict]]:
     """read → plan → persist → provision → fulfil → build the reports, for the whole run or for
     one partition of it (then the run's outcomes are recorded here, partition by partition)."""
     with clock.stage("read-orders"):
@@ -314,7 +330,8 @@ def _provision_slice(*, store, writer, run_id: str, paths: list[Path], settings:
         fulfilled = fulfil_orders(writer, run_id, lines, as_of)
     if writer is not None:
         failpoint("after_fulfilment")
-    files_records = [asdict(record) for record in ingest.files]
+    # inbox files imported before are listed as duplicates (a partitioned run adds them when it merges)
+    files_records = [asdict(record) for record in ingest.files] + list(duplicates)
     with clock.stage("build-outputs"):
         outputs = provisioning.build_outputs(
             run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,

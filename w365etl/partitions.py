@@ -119,13 +119,24 @@ class Partitions:
         return self.hub_partition[np.searchsorted(self.hub_values, hubs)]
 
 
-def assign_partitions(blocks: list[RowKeys], max_lines: int) -> Partitions:
+def customer_ties(customer_ids: pa.Array, names: pa.Array) -> np.ndarray:
+    """Edges id — name of stored customers: a line naming the id and a line naming the name
+    resolve to the same stored customer (``mapping.resolve_customers``), so they tie."""
+    ids, keyed = hash_keys(customer_ids, "customer_id"), hash_keys(names, "customer_name")
+    both = (ids != 0) & (keyed != 0)
+    return np.column_stack([ids[both], keyed[both]])
+
+
+def assign_partitions(blocks: list[RowKeys], max_lines: int, ties: np.ndarray | None = None) -> Partitions:
     """Components of the tie relation, packed in order of first appearance into partitions of
-    about ``max_lines`` lines (a component is never split)."""
+    about ``max_lines`` lines (a component is never split). ``ties``: more edges that count no
+    line (stored customers' id — name)."""
     if max_lines < 1:
         raise ValueError("partition_lines must be at least 1")
     hubs = np.concatenate([block.hubs for block in blocks]) if blocks else np.empty(0, dtype=np.uint64)
     edges = np.concatenate([block.edges for block in blocks]) if blocks else np.empty((0, 2), dtype=np.uint64)
+    if ties is not None and len(ties):
+        edges = np.concatenate([edges, ties.astype(np.uint64)])
     line_edges = _shared_line_ids(np.concatenate([block.line_edges for block in blocks])
                                   if blocks else np.empty((0, 2), dtype=np.uint64))
     nodes, inverse = np.unique(np.concatenate([hubs, edges.ravel(), line_edges.ravel()]), return_inverse=True)

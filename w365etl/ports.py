@@ -81,6 +81,10 @@ class Store(Protocol):
 
     def mark_orders_fulfilled(self, run_id: str, orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame: ...
 
+    def stored_customers(self) -> pd.DataFrame:
+        """``crm_customer_id`` and ``customer_name`` of every stored customer."""
+        ...
+
     def record_outcomes(self, run_id: str, outcomes: pd.DataFrame) -> None:
         """Each stored line's final bucket in this run (``line_pk``, ``bucket``, ``reason_code``);
         a run processed in partitions records them partition by partition."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 
 from w365etl.amounts import decimals_from_text
@@ -60,11 +61,15 @@ def with_waiting_lines(lines: pd.DataFrame, waiting: pd.DataFrame) -> pd.DataFra
     if waiting.empty:
         return run_lines
     in_files = lines["order_number"].dropna().drop_duplicates()
-    waiting = waiting[~is_in(waiting["order_number"], in_files)]
     first = int(lines["line_index"].max()) + 1 if len(lines) else 0
+    # a waiting line's place in the run: after the files, by its place among all waiting lines
+    # (a partition of a run is given those places; they do not depend on which are dropped)
+    places = (waiting["line_index"].to_numpy(dtype="int64") if "line_index" in waiting.columns
+              else np.arange(first, first + len(waiting), dtype="int64"))
+    kept = ~is_in(waiting["order_number"], in_files).to_numpy(dtype=bool)
+    waiting = waiting[kept]
     again = lines_from_payloads(waiting["payload"].astype("string"), first)
-    if "line_index" in waiting.columns:  # a partition of a run: the lines' places in the whole run
-        again["line_index"] = waiting["line_index"].to_numpy(dtype="int64")
+    again["line_index"] = places[kept]
     return pd.concat([run_lines, again], ignore_index=True)
 
 

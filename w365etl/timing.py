@@ -24,6 +24,7 @@ class StageClock:
         self._started = time.perf_counter()
         self.seconds: dict[str, float] = {}
         self.peak_rss_mb: dict[str, float] = {}
+        self.notes: dict[str, object] = {}
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -34,10 +35,15 @@ class StageClock:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
             self.peak_rss_mb[name] = peak_rss_mb()
 
+    def note(self, name: str, value: object) -> None:
+        """A fact about the run beside its timings (e.g. how many partitions it was cut into)."""
+        self.notes[name] = value
+
     def as_dict(self) -> dict:
         return {"total_seconds": round(time.perf_counter() - self._started, 3),
                 "stage_seconds": {name: round(value, 3) for name, value in self.seconds.items()},
-                "peak_rss_mb_after_stage": {name: round(value, 1) for name, value in self.peak_rss_mb.items()}}
+                "peak_rss_mb_after_stage": {name: round(value, 1) for name, value in self.peak_rss_mb.items()},
+                **self.notes}
 
     def write(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

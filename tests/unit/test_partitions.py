@@ -95,3 +95,23 @@ def test_a_partitioned_run_checks_every_catalog_provider_before_it_stores_anythi
     configured = Settings(providers={"partner_center": {"kind": "automatic", "adapter": "record"}})
     ensure_catalog_providers(catalog, configured)  # nothing missing: no error
     ensure_catalog_providers(catalog[catalog["provider_code"] == "manual"], Settings())
+
+
+def test_a_stored_customer_ties_its_crm_id_to_its_name():
+    """Line A names the stored customer by its CRM id, line B by its name: both resolve to that
+    customer (mapping.resolve_customers), so they must share a partition though they share no key."""
+    from w365etl.partitions import customer_ties
+
+    guid = "0a1b2c3d-0000-0000-0000-0000000000aa"
+    table = [{"order_number": "SO-1", "order_id": "", "customer_id": guid, "customer_name": "Old Name Ltd", "line_id": ""},
+             *({"order_number": f"SO-{i}", "order_id": "", "customer_id": "", "customer_name": f"Other {i}",
+                "line_id": ""} for i in range(2, 6)),
+             {"order_number": "SO-9", "order_id": "", "customer_id": "", "customer_name": "New Name Ltd", "line_id": ""}]
+    apart, _ = _partition_rows(table, 1, len(table))
+    assert apart[0] != apart[-1]  # nothing in the lines ties them
+    columns = {name: pa.array([row[name] for row in table], pa.string()) for name in KEY_FIELDS}
+    keys = row_keys(columns, np.arange(len(table), dtype=np.uint64))
+    ties = customer_ties(pa.array([guid.upper(), "", "x"]), pa.array(["new  name ltd", "Lone", ""]))
+    assert len(ties) == 1  # only a customer with both an id and a name ties anything
+    together = assign_partitions([keys], 1, ties).partition_of(keys.hubs)
+    assert together[0] == together[-1]

@@ -42,7 +42,7 @@ from w365etl.ingest.layouts import missing_fields
 from w365etl.ingest.read import read_order_files as normalise
 from w365etl.ingest.result import IngestResult
 from w365etl.ingest.tables import FileContent, InputLimits, RawTable
-from w365etl.partitions import KEY_FIELDS, Partitions, RowKeys, assign_partitions, row_keys
+from w365etl.partitions import KEY_FIELDS, Partitions, RowKeys, assign_partitions, customer_ties, row_keys
 
 #: bytes read per block while hashing
 _READ_BYTES = 16 << 20
@@ -55,7 +55,12 @@ ROW_NUMBER, LINE_INDEX = "__row_number", "__line_index"
 
 
 class NotPartitioned(Exception):
-    """The run's files are read whole instead; the message says why (it is logged)."""
+    """The run's files are read whole instead; the message says why (it is logged, as a
+    warning when the files are big: reading them whole takes memory in proportion)."""
+
+    def __init__(self, message: str, *, is_big: bool = False) -> None:
+        super().__init__(message)
+        self.is_big = is_big
 
 
 @dataclass
@@ -99,10 +104,14 @@ class PartitionedInput:
     def read_file(self, partition: int):
         """An ``OrderFileReader`` that gives a file's rows of one partition, under its own
         path, sha256 and row numbers (the ingest cannot tell it from the whole file)."""
-        by_path = {item.path: (position, item) for position, item in enumerate(self.files)}
+        # the ingest reads the run's paths in order, once each (a path given twice, twice)
+        by_path: dict[str, list[int]] = {}
+        for position, item in enumerate(self.files):
+            by_path.setdefault(item.path, []).append(position)
 
         def read(path, *, number_locale: str = "en-US", limits: InputLimits | None = None) -> FileContent:
-            position, item = by_path[str(path)]
+            position = by_path[str(path)].pop(0)
+            item = self.files[position]
             table = _read_spill(self.spill_path(position, partition), len(item.headers))
             cells = pd.DataFrame({index: table.column(f"c{index}").to_pandas().astype("str")
                                   for index in range(len(item.headers))})
@@ -132,10 +141,11 @@ def _read_spill(path: Path, width: int) -> pa.Table:
 
 
 def split_files(paths: list[Path], *, partition_lines: int, limits: InputLimits, waiting: pd.DataFrame | None = None,
-                spill_dir: Path | None = None) -> PartitionedInput:
+                stored_customers: pd.DataFrame | None = None, spill_dir: Path | None = None) -> PartitionedInput:
     """Scan and split the run's files; raises :class:`NotPartitioned` when they are small or not
     plain flat CSV exports. ``waiting``: the stored waiting lines' key columns (``KEY_FIELDS``),
-    which join the partition of their order or customer."""
+    which join the partition of their order or customer. ``stored_customers``
+    (``crm_customer_id``, ``customer_name``): a stored customer ties its id to its name."""
     if not paths:
         raise NotPartitioned("no files")
     sizes = []
@@ -148,6 +158,15 @@ def split_files(paths: list[Path], *, partition_lines: int, limits: InputLimits,
             raise NotPartitioned(f"{path} is over limits.max_file_bytes")
     if sum(sizes) < partition_lines * MIN_ROW_BYTES:
         raise NotPartitioned("the files are small enough to read whole")
+    try:
+        return _split_files(paths, partition_lines, limits, waiting, stored_customers, spill_dir)
+    except NotPartitioned as error:
+        error.is_big = "fit in one partition" not in str(error)
+        raise
+
+
+def _split_files(paths, partition_lines: int, limits: InputLimits, waiting: pd.DataFrame | None,
+                 stored_customers: pd.DataFrame | None, spill_dir: Path | None) -> PartitionedInput:
     files = [_inspect(Path(path)) for path in paths]
     blocks: list[RowKeys] = []
     offset = 0
@@ -160,7 +179,11 @@ def split_files(paths: list[Path], *, partition_lines: int, limits: InputLimits,
         waiting_rows = len(waiting)
         columns = {name: pa.array(waiting[name].astype("string").fillna(""), pa.string()) for name in KEY_FIELDS}
         blocks.append(row_keys(columns, np.arange(offset, offset + waiting_rows, dtype=np.uint64)))
-    partitions = assign_partitions(blocks, partition_lines)
+    ties = None
+    if stored_customers is not None and len(stored_customers):
+        ties = customer_ties(pa.array(stored_customers["crm_customer_id"].astype("string").fillna(""), pa.string()),
+                             pa.array(stored_customers["customer_name"].astype("string").fillna(""), pa.string()))
+    partitions = assign_partitions(blocks, partition_lines, ties)
     waiting_partition = (partitions.partition_of(blocks[-1].hubs) if waiting_rows
                          else np.empty(0, dtype=np.int32))
     try:

@@ -305,6 +305,7 @@ class SqlStore:
             raise StoreUnavailable(schema_not_ready_message(url, status))
         self._run_lock = self._new_run_lock()
         self._holds_run_lock = False
+        self._holds_whole_run = False
         #: what ``load_state`` read about this run's lines, and the runs table as it was then
         self._loaded_lines: tuple[tuple | None, pd.DataFrame, pd.DataFrame] | None = None
         #: the stored identifiers the plan was checked against when it was stored
@@ -322,12 +323,24 @@ class SqlStore:
             return _FileRunLock(Path(f"{database}-runlock"))
         return _NoRunLock()
 
+    def lock_run(self) -> None:
+        """Hold the run-wide lock exclusively until the run ends: a run processed in partitions
+        takes it before its first partition and keeps it to the last (``lock_customers`` then
+        leaves it as it is), so no other run works between its partitions."""
+        self._lock(list(range(_MAX_KEYED_LOCKS + 1)))  # more keys than are locked one by one: exclusive
+        self._holds_whole_run = True
+
     def lock_customers(self, lines: pd.DataFrame) -> None:
         """Hold the locks of these lines' customers and orders until the run ends (waits for any
         other run holding one of them). Taken once per run: a second call starts over."""
+        if self._holds_whole_run:
+            return
+        self._lock(lock_keys(lines))
+
+    def _lock(self, keys: list[int]) -> None:
         self.release_customers()
         try:
-            self._run_lock.acquire(lock_keys(lines))
+            self._run_lock.acquire(keys)
         except (TimeoutError, OperationalError) as error:
             self._run_lock.release()
             # PostgreSQL's lock_timeout is SQLSTATE 55P03 (lock_not_available)
@@ -341,6 +354,7 @@ class SqlStore:
         self._holds_run_lock = True
 
     def release_customers(self) -> None:
+        self._holds_whole_run = False
         if self._holds_run_lock:
             self._holds_run_lock = False
             self._run_lock.release()
@@ -471,6 +485,11 @@ class SqlStore:
                             t.SourceFile.sha256.in_(sha256s)))
         with self.engine.begin() as connection:
             return dict(connection.execute(statement).all())
+
+    def stored_customers(self) -> pd.DataFrame:
+        """Every stored customer's CRM id and name (a partitioned run ties the two)."""
+        with self.engine.begin() as connection:
+            return self._frame(connection, select(t.Customer.crm_customer_id, t.Customer.customer_name))
 
     def waiting_lines(self) -> pd.DataFrame:
         """Lines waiting for a cause outside the data to go away: held for a provider mapping,
@@ -861,6 +880,14 @@ class SqlStore:
             connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id).values(
                 status="completed", finished_at=t.utc_now(), summary_json=json.dumps(summary, default=str)))
         self.release_customers()  # the run's writes are done: other runs may take its customers
+
+    def fail_run(self, run_id: str, message: str) -> None:
+        """A run that stopped after it stored some of its work: ``failed``, with why (what it
+        stored stays, and a re-run finds it: R6)."""
+        with self.engine.begin() as connection:
+            connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id).values(
+                status="failed", finished_at=t.utc_now(), summary_json=json.dumps({"error": message})))
+        self.release_customers()
 
     def record_outcomes(self, run_id: str, outcomes: pd.DataFrame) -> None:
         with self.engine.begin() as connection:

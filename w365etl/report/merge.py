@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
 from w365etl.report.build import sort_exceptions, sort_needs_mapping
 from w365etl.report.cells import Sheet
@@ -59,8 +58,12 @@ def merge_exceptions(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
     for name in parts[0].columns:
         values = [part[name] for part in parts]
         if all(isinstance(value.dtype, pd.CategoricalDtype) for value in values):
-            united = union_categoricals(values, sort_categories=True, ignore_order=True)
-            columns[name] = pd.Series(united)
+            # one set of categories, sorted, as plain text (a partition whose column is all
+            # empty types its categories differently)
+            categories = pd.Index(sorted(set().union(*(value.cat.categories.astype(object) for value in values))),
+                                  dtype=object)
+            columns[name] = pd.concat([pd.Series(pd.Categorical(value.astype(object), categories=categories))
+                                       for value in values], ignore_index=True)
         else:
             columns[name] = pd.concat(values, ignore_index=True)
     return sort_exceptions(pd.DataFrame(columns))
