@@ -88,7 +88,8 @@ def test_first_run_on_sample_data_matches_the_golden_reports(run_sample):
 
     # timings.json: every stage of the run, in the order it ran, adding up to no more than the run
     timings = json.loads((folder / "timings.json").read_text(encoding="utf-8"))
-    assert list(timings["stage_seconds"])[:3] == ["load-reference", "read-orders", "add-waiting-lines"]
+    assert list(timings["stage_seconds"])[:4] == ["load-reference", "split-orders", "read-orders", "add-waiting-lines"]
+    assert "partitions" not in timings  # 66 lines: read whole
     assert {"plan", "persist-plan", "provision", "fulfil-orders", "write-reports"} <= set(timings["stage_seconds"])
     assert 0 < sum(timings["stage_seconds"].values()) <= timings["total_seconds"] + 0.01
 
@@ -132,5 +133,5 @@ def test_the_flow_runs_one_task_per_stage_and_leaves_a_markdown_summary(run_samp
     # per stage, never per row: 66 lines, a handful of task runs
     assert sorted({run.name.rsplit("-", 1)[0] for run in task_runs}) == [
         "add-waiting-lines", "fulfil-orders", "load-reference", "load-state", "persist-plan", "plan", "provision",
-        "read-orders", "verify-provider-accounts", "write-reports"]
-    assert len(task_runs) == 10
+        "read-orders", "split-orders", "verify-provider-accounts", "write-reports"]
+    assert len(task_runs) == 11
