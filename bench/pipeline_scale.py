@@ -113,7 +113,8 @@ def _run(work: Path, export: Path, reference: Path, env: dict[str, str]) -> dict
     return figures
 
 
-def measure_size(lines: int, root: Path, env: dict[str, str], log=print) -> dict[str, Any]:
+def _generate(lines: int, root: Path, env: dict[str, str], log) -> tuple[Path, Path, Path]:
+    """A fresh work folder with the synthetic export of ``lines`` lines and its reference folder."""
     work = root / f"n{lines}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -123,6 +124,11 @@ def measure_size(lines: int, root: Path, env: dict[str, str], log=print) -> dict
         raise RuntimeError(f"generate-orders failed:\n{generated['stderr']}")
     export, reference = work / "gen" / "orders.csv", work / "gen" / "reference"
     log(f"  {lines:,} lines: export {export.stat().st_size / 1e6:.0f} MB written in {generated['seconds']:.1f} s")
+    return work, export, reference
+
+
+def measure_size(lines: int, root: Path, env: dict[str, str], log=print) -> dict[str, Any]:
+    work, export, reference = _generate(lines, root, env, log)
     floor = run_process([sys.executable, "-c", FLOOR_SCRIPT, str(export), str(work / "floor.sqlite")], env=env)
     if floor["returncode"] != 0:
         raise RuntimeError(f"floor failed:\n{floor['stderr']}")
@@ -148,15 +154,7 @@ def measure_size(lines: int, root: Path, env: dict[str, str], log=print) -> dict
 
 def measure_bounded(lines: int, root: Path, env: dict[str, str], log=print) -> dict[str, Any]:
     """One run of a file bigger than memory would allow whole: its wall time and peak RSS."""
-    work = root / f"n{lines}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    generated = run_process([str(BIN / "w365etl"), "generate-orders", "--lines", str(lines), "--seed", "7",
-                             "--out", str(work / "gen")], env=env)
-    if generated["returncode"] != 0:
-        raise RuntimeError(f"generate-orders failed:\n{generated['stderr']}")
-    export, reference = work / "gen" / "orders.csv", work / "gen" / "reference"
-    log(f"  {lines:,} lines: export {export.stat().st_size / 1e6:.0f} MB written in {generated['seconds']:.1f} s")
+    work, export, reference = _generate(lines, root, env, log)
     (work / "w365etl.toml").write_text(SETTINGS.format(db=(work / "w365etl.sqlite").as_posix(),
                                                        out=(work / "out").as_posix()), encoding="utf-8")
     first = _run(work, export, reference, env)
