@@ -24,7 +24,9 @@ from flows import wiring
 from w365etl import provisioning
 from w365etl.adapters import inbox
 from w365etl.adapters.order_files import read_order_files
-from w365etl.adapters.order_partitions import NotPartitioned, PartitionedInput, read_partition, split_files
+from w365etl.adapters.order_partitions import (
+    NotPartitioned, PartitionedInput, may_partition, read_partition, split_files,
+)
 from w365etl.adapters.reports_csv import write_csv
 from w365etl.adapters.reports_html import write_html_report
 from w365etl.adapters.reports_xlsx import write_workbook
@@ -62,6 +64,8 @@ def split_orders(store, paths: list[Path], settings: Settings) -> tuple[Partitio
     """The stored waiting lines, and — for a run over ``partition_lines`` lines of flat CSV —
     the run's lines split into partitions of whole customers and orders (else None: read whole)."""
     waiting = store.waiting_lines() if store is not None else pd.DataFrame(columns=["order_number", "payload"])
+    if not may_partition(paths, settings.partition_lines):  # a nightly batch: read whole, nothing scanned
+        return None, waiting
     try:
         split = split_files(paths, partition_lines=settings.partition_lines, limits=settings.limits.input_limits(),
                             waiting=waiting_keys(waiting) if len(waiting) > 0 else None,

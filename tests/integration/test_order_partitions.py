@@ -183,3 +183,14 @@ def test_a_spill_folder_that_cannot_be_made_leaves_the_files_to_be_read_whole(tm
         assert split.folder.parent == tmp_path / "new" / "spill" and split.count >= 3
     finally:
         split.close()
+
+
+def test_only_files_big_enough_are_scanned(tmp_path):
+    path = _write(tmp_path / "orders.csv", _rows(1200))
+    size = path.stat().st_size
+    from w365etl.adapters.order_partitions import MIN_ROW_BYTES, may_partition
+
+    assert may_partition([path], size // MIN_ROW_BYTES)
+    assert not may_partition([path], size // MIN_ROW_BYTES + 1)
+    assert not may_partition([path, tmp_path / "orders.xlsx"], 1)  # a workbook: read whole
+    assert not may_partition([tmp_path / "missing.csv"], 1)          # the reader says what is wrong

@@ -140,6 +140,17 @@ def _read_spill(path: Path, width: int) -> pa.Table:
         return ipc.open_file(source).read_all()
 
 
+def may_partition(paths, partition_lines: int) -> bool:
+    """Cheap first look (file names and sizes only): could these files hold more than
+    ``partition_lines`` lines of CSV? Only then is a split worth scanning for."""
+    try:
+        sizes = [Path(path).stat().st_size for path in paths
+                 if Path(path).suffix.lower() not in (".xlsx", ".xlsm", ".xls")]
+    except OSError:
+        return False  # the whole-file reader says what is wrong with the path
+    return bool(paths) and len(sizes) == len(paths) and sum(sizes) >= partition_lines * MIN_ROW_BYTES
+
+
 def split_files(paths: list[Path], *, partition_lines: int, limits: InputLimits, waiting: pd.DataFrame | None = None,
                 stored_customers: pd.DataFrame | None = None, spill_dir: Path | None = None) -> PartitionedInput:
     """Scan and split the run's files; raises :class:`NotPartitioned` when they are small or not
