@@ -90,7 +90,7 @@ class PartitionedInput:
     folder: Path
     files: list[CsvFile]
     partitions: Partitions
-    #: partition of each waiting line (rows of ``waiting``), -1 when there are none
+    #: partition of each waiting line (rows of ``waiting``; empty when there are none)
     waiting_partition: np.ndarray
     file_lines: int
 
