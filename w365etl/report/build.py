@@ -223,11 +223,7 @@ def build_summary(
         "dry_run": is_dry_run,
         "notices": run_notices(is_dry_run, provider_modes),
         "provider_modes": provider_modes,
-        "files": [
-            {key: item.get(key) for key in ("path", "sha256", "layout", "dialect", "rows", "status", "error")}
-            | {"unknown_columns": list(item.get("unknown_columns") or [])}
-            for item in files
-        ],
+        "files": summary_files(files),
         "lines": {"input": int(len(lines))} | {name: int(bucket_counts.get(name, 0)) for name in outcomes.LINE_BUCKETS}
         | {"reevaluated": int(lines["is_reevaluated"].sum()) if "is_reevaluated" in lines.columns else 0},
         "orders": {"input": int(len(orders))} | {name: int(order_counts.get(name, 0)) for name in outcomes.ORDER_BUCKETS},
@@ -249,6 +245,12 @@ def build_summary(
     if line_total != summary["lines"]["input"] or order_total != summary["orders"]["input"]:
         raise ConservationError(f"buckets do not add up: lines {summary['lines']}, orders {summary['orders']}")
     return summary
+
+
+def summary_files(files: list[dict]) -> list[dict]:
+    """``summary.json``'s file records (SPEC §5)."""
+    return [{key: item.get(key) for key in ("path", "sha256", "layout", "dialect", "rows", "status", "error")}
+            | {"unknown_columns": list(item.get("unknown_columns") or [])} for item in files]
 
 
 def run_notices(is_dry_run: bool, provider_modes: dict[str, str]) -> list[str]:

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from w365etl.report.build import sort_exceptions, sort_needs_mapping
+from w365etl.report.build import sort_exceptions, sort_needs_mapping, summary_files
 from w365etl.report.cells import Sheet
-from w365etl.report.sheets import next_steps, summary_rows
+from w365etl.report.sheets import next_steps, order_contract_rows, summary_rows
 
 #: summary groups whose counts add up over partitions
 _COUNT_GROUPS = ("lines", "orders", "billing_contracts", "subscriptions", "one_time_charges", "exceptions_by_reason")
@@ -32,11 +32,7 @@ def merge_summaries(parts: Sequence[dict], files: list[dict]) -> dict:
     if "exceptions_by_reason" in merged:
         merged["exceptions_by_reason"] = dict(sorted(merged["exceptions_by_reason"].items()))
     merged["customers_needing_provider_mapping"] = int(sum(part["customers_needing_provider_mapping"] for part in parts))
-    merged["files"] = [
-        {key: item.get(key) for key in ("path", "sha256", "layout", "dialect", "rows", "status", "error")}
-        | {"unknown_columns": list(item.get("unknown_columns") or [])}
-        for item in files
-    ]
+    merged["files"] = summary_files(files)
     return merged
 
 
@@ -94,10 +90,7 @@ def combine_sheets(first: list[Sheet] | None, second: list[Sheet], max_rows: int
         elif left.positions is not None:
             combined.append(_by_position([left, right], left.banner, max_rows))
         else:  # Billing Contracts: created, then reused, each by number (as sheets.py orders them)
-            frame = pd.concat([left.frame, right.frame], ignore_index=True)
-            rank = frame["status"].map({"created in this run": 0, "reused": 1})
-            frame = frame.assign(_rank=rank).sort_values(["_rank", "contract_number"], kind="stable") \
-                .drop(columns="_rank").reset_index(drop=True)
+            frame = order_contract_rows(pd.concat([left.frame, right.frame], ignore_index=True))
             combined.append(Sheet(left.name, frame, banner=left.banner))
     return combined
 

@@ -183,8 +183,7 @@ def build_sheets(
         Sheet("Needs Provider Mapping", needs_mapping, banner=notices),
         Sheet("Exceptions", exceptions, banner=notices),
         Sheet("Manual Tasks", tasks.reset_index(drop=True), banner=notices, total_rows=totals["Manual Tasks"],
-              positions=by_hand.loc[by_hand["effective_provider_code"].isin(
-                  by_hand_providers(provider_modes, provider_kinds)), "line_index"].to_numpy(dtype="int64")),
+              positions=by_hand["line_index"].to_numpy(dtype="int64")),
     ]
 
 
@@ -227,8 +226,12 @@ def _contract_rows(provisioned: pd.DataFrame, new_contracts: pd.DataFrame, store
     frame = pd.concat([created.reindex(columns=columns + ["start_date", "end_date", "payment_terms", "process_refunds"]),
                        reused.reindex(columns=columns)], ignore_index=True)
     frame["lines_in_run"] = frame["contract_number"].map(used).fillna(0).astype("Int64")
-    # created first, then reused, each by number: the same whichever order the lines came in
-    # (and whether the run was processed whole or in partitions)
+    return order_contract_rows(frame)
+
+
+def order_contract_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Created first, then reused, each by number: the same whichever order the lines came in
+    (and whether the run was processed whole or in partitions)."""
     rank = frame["status"].map({"created in this run": 0, "reused": 1})
     return frame.assign(_rank=rank).sort_values(["_rank", "contract_number"], kind="stable") \
         .drop(columns="_rank").reset_index(drop=True)
