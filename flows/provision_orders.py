@@ -33,6 +33,7 @@ from w365etl.adapters.reports_xlsx import write_workbook
 from w365etl.adapters.store_sql import StoreUnavailable
 from w365etl.domain.validation import validate_line_values
 from w365etl.execute import ProviderNotConfigured
+from w365etl.partitions import return_freed_memory
 from w365etl.failpoints import failpoint
 from w365etl.ingest import IngestResult, issues_per_line
 from w365etl.domain.keys import add_line_identifiers
@@ -234,6 +235,7 @@ def provision_orders(
                     with clock.stage("build-outputs"):
                         provisioning.gather_outputs(reports, part)
                     del part
+                    return_freed_memory()
                     part_files.append(records)
             except NOT_RUN_ERRORS as error:
                 if partition == 0 or writer is None:

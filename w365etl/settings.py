@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     report_max_rows: int = Field(default=100_000, ge=1, le=1_048_575)
     #: a run with more lines than this is processed in partitions of about this many lines
     #: (whole customers and orders; flat CSV exports only), so memory stays bounded
-    partition_lines: int = Field(default=500_000, ge=1)
+    partition_lines: int = Field(default=250_000, ge=1)
     #: where partitions are spilled while a partitioned run works (default: the system's temp folder)
     spill_dir: Path | None = None
     #: how much one order file may hold (``[limits]`` in TOML, ``W365_LIMITS__…``)

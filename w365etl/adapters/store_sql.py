@@ -27,8 +27,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, event, func, select, update
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, create_engine, event, func, select, update
 from sqlalchemy import bindparam, insert, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
@@ -78,6 +79,17 @@ def _driver_frame(connection: Connection, sql: str, columns: list[str]) -> pd.Da
         cursor.close()
     frame = _columns_frame(rows, columns)
     return frame.astype({name: "int64" for name in columns if name.endswith("_pk")}) if rows else frame
+
+
+def _driver_integers(connection: Connection, sql: str, width: int) -> np.ndarray:
+    """A query of integer columns (no NULLs) read through the driver as one int64 array."""
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return np.array(rows, dtype=np.int64).reshape(len(rows), width)
 
 
 def _columns_frame(rows: Sequence, columns: list[str]) -> pd.DataFrame:
@@ -310,6 +322,8 @@ class SqlStore:
         self._loaded_lines: tuple[tuple | None, pd.DataFrame, pd.DataFrame] | None = None
         #: the stored identifiers the plan was checked against when it was stored
         self._claimed_identifiers: pd.DataFrame | None = None
+        #: the run this store started (a partitioned run loads state again for each partition)
+        self._started_run_id: str | None = None
 
     def _new_run_lock(self):
         if self.dialect == "postgresql":
@@ -388,7 +402,8 @@ class SqlStore:
                 t.ProviderAccount.provider_code, t.ProviderAccount.provider_customer_id))
             customers = self._frame(connection, select(
                 t.Customer.customer_pk, t.Customer.crm_customer_id, t.Customer.customer_name, t.Customer.name_key))
-            marker = self._other_runs_marker(connection, None)
+            # this run's own row is no other run's writing (its later partitions load state too)
+            marker = self._other_runs_marker(connection, self._started_run_id)
             identifiers, stored_lines = self._matching_identifiers(connection, lines, with_lines=True)
             self._loaded_lines = (marker, identifiers, stored_lines)
             contract_query = select(
@@ -449,30 +464,60 @@ class SqlStore:
         (and, ``with_lines``, those lines' ``line_pk``, ``status``, ``content_signature``).
 
         The run's identifiers go to a temporary table and are joined in the database, so a
-        large run costs one bulk insert and one query instead of one query per line; the rows
-        come back through the driver as they are (text and integers: nothing to convert).
+        large run costs one bulk insert and one query instead of one query per line. They go in
+        sorted (the table's key index is then built by appending, not by random inserts) with
+        their place in that order, and the join returns integers only: a stored identifier is
+        taken back from the run's own column by that place, so a million matched identifiers
+        cost no text through the driver. A stored identifier this run does not have comes back
+        as NA — it can match none of this run's rows, and only its level matters (R6: the
+        strongest identifier *both* sides have).
         """
         no_lines = pd.DataFrame({"line_pk": pd.Series(dtype="int64"), "status": pd.Series(dtype="string"),
                                  "content_signature": pd.Series(dtype="string")})
         wanted = pd.concat([lines[f"key_{level}"] for level in ("guid", "number", "content")]).dropna().drop_duplicates()
-        if wanted.empty:
+        # a database that has stored no line yet (a first run) has nothing to match
+        if wanted.empty or connection.exec_driver_sql("SELECT 1 FROM line_identifiers LIMIT 1").first() is None:
             return (pd.DataFrame(), no_lines) if with_lines else pd.DataFrame()
+        wanted = wanted.astype("string").sort_values(ignore_index=True)
         temporary = Table("tmp_run_identifiers", MetaData(), Column("identifier", String, primary_key=True),
-                          prefixes=["TEMPORARY"])
+                          Column("place", Integer), prefixes=["TEMPORARY"], sqlite_with_rowid=False)
         temporary.create(connection, checkfirst=True)
         connection.execute(temporary.delete())
-        bulk_sql.insert_frame(connection, temporary, pd.DataFrame({"identifier": wanted}))
-        matched = ("SELECT DISTINCT s.line_pk FROM line_identifiers s "
-                   "JOIN tmp_run_identifiers w ON w.identifier = s.identifier")
-        found = _driver_frame(connection, "SELECT line_pk, level, identifier FROM line_identifiers "
-                              f"WHERE line_pk IN ({matched})", ["line_pk", "level", "identifier"])
+        bulk_sql.insert_frame(connection, temporary, pd.DataFrame({"identifier": wanted,
+                                                                    "place": np.arange(len(wanted))}))
+        if self.dialect == "postgresql":  # a fresh temporary table has no statistics: plan the joins on real ones
+            connection.exec_driver_sql("ANALYZE tmp_run_identifiers")
+        # the stored lines this run shares an identifier with, found once for both queries
+        matched = Table("tmp_matched_lines", MetaData(), Column("line_pk", Integer, primary_key=True,
+                                                             autoincrement=False), prefixes=["TEMPORARY"])
+        matched.create(connection, checkfirst=True)
+        connection.execute(matched.delete())
+        # CROSS JOIN keeps the run's side outer (SQLite takes it as an order; PostgreSQL plans
+        # it freely): a key lookup per identifier of the run, never a scan of every stored one
+        connection.exec_driver_sql(
+            "INSERT INTO tmp_matched_lines (line_pk) SELECT DISTINCT s.line_pk FROM tmp_run_identifiers w "
+            "CROSS JOIN line_identifiers s WHERE s.identifier = w.identifier")
+        ranks = " ".join(f"WHEN '{level}' THEN {rank}" for rank, level in enumerate(line_keys.LEVELS))
+        found = _driver_integers(connection, (
+            f"SELECT s.line_pk, CASE s.level {ranks} ELSE -1 END, coalesce(w.place, -1) "
+            "FROM tmp_matched_lines m CROSS JOIN line_identifiers s "
+            "LEFT JOIN tmp_run_identifiers w ON w.identifier = s.identifier WHERE s.line_pk = m.line_pk"), 3)
         stored = None
         if with_lines:
-            stored = _driver_frame(connection, "SELECT line_pk, status, content_signature FROM lines "
-                                   f"WHERE line_pk IN ({matched})", ["line_pk", "status", "content_signature"])
+            stored = _driver_frame(connection, "SELECT l.line_pk, l.status, l.content_signature FROM tmp_matched_lines m "
+                                   "CROSS JOIN lines l WHERE l.line_pk = m.line_pk", ["line_pk", "status", "content_signature"])
         temporary.drop(connection)
-        if found.empty:
+        matched.drop(connection)
+        if len(found) == 0:
             found = pd.DataFrame()
+        else:
+            if (found[:, 1] < 0).any():
+                raise ValueError("line_identifiers holds a level this version does not know")
+            found = pd.DataFrame({
+                "line_pk": found[:, 0],
+                "level": np.asarray(line_keys.LEVELS, dtype=object)[found[:, 1]],
+                "identifier": wanted.array.take(found[:, 2], allow_fill=True),
+            })
         return (found, stored if not stored.empty else no_lines) if with_lines else found
 
     def imported_files(self, sha256s: list[str]) -> dict[str, str | None]:
@@ -549,6 +594,7 @@ class SqlStore:
         with self.engine.begin() as connection:
             connection.execute(insert(t.Run), [{"run_id": run_id, "started_at": t.utc_now(), "as_of_date": as_of,
                                                 "status": "running"}])
+        self._started_run_id = run_id
 
     def persist_plan(self, run_id: str, plan: Plan) -> pd.DataFrame:
         """Stage 'plan': customers, contracts, orders, lines and identifiers in one transaction.
@@ -593,8 +639,10 @@ class SqlStore:
         providers reconcile through their submission journal).
         """
         loaded = self._loaded_lines
-        if loaded is not None and loaded[0] is not None and loaded[0] == self._other_runs_marker(connection, run_id):
-            # no other run has written since load_state read these lines: what it read is current
+        is_current = loaded is not None and loaded[0] is not None and loaded[0] == self._other_runs_marker(connection, run_id)
+        if is_current:
+            # no other run has written since load_state read these lines: what it read is
+            # current, and the plan matched its lines against exactly that
             _, found, statuses = loaded
         else:
             found = self._matching_identifiers(connection, lines)
@@ -602,7 +650,7 @@ class SqlStore:
         self._claimed_identifiers = found
         if found.empty:
             return lines
-        current = line_keys.match_stored_lines(lines, found)
+        current = lines["stored_line_pk"] if is_current else line_keys.match_stored_lines(lines, found)
         if statuses is None:
             matched = current.dropna().astype("int64").drop_duplicates().tolist()
             statuses = self._select_in(connection, select(t.Line.line_pk, t.Line.status), t.Line.line_pk, matched)
@@ -766,7 +814,9 @@ class SqlStore:
         identifiers = pd.concat(parts, ignore_index=True).drop_duplicates("identifier")
         known = self._claimed_identifiers
         if known is not None and not known.empty:  # a re-run re-sends none of the identifiers it matched
-            identifiers = identifiers[~is_in(identifiers["identifier"], known["identifier"])]
+            identifiers = identifiers[~is_in(identifiers["identifier"], known["identifier"].dropna())]
+        # in key order: the key index then grows by appending (about twice as fast as random order)
+        identifiers = identifiers.sort_values("identifier", ignore_index=True)
         bulk_sql.insert_frame(connection, t.LineIdentifier.__table__, identifiers, conflict_columns=["identifier"])
 
     def record_results(self, run_id: str, requests: pd.DataFrame, results: pd.DataFrame, as_of: dt.date,

@@ -43,26 +43,42 @@ _REPEATED_COLUMNS = ("run_id", "severity", "reason_code", "file", "sheet", "colu
 
 
 def compact_exceptions(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.astype({name: "category" for name in _REPEATED_COLUMNS if name in frame.columns})
+    """A partition's exceptions as they wait for the others: repeated columns as categories,
+    the other text (order numbers, line keys, values) as Arrow strings — about a third of the
+    memory of Python strings, and a ten-million-line run gathers millions of these rows."""
+    kinds = {}
+    for name in frame.columns:
+        if name in _REPEATED_COLUMNS:
+            kinds[name] = "category"
+        elif frame[name].dtype == object or isinstance(frame[name].dtype, pd.StringDtype):
+            kinds[name] = "string[pyarrow]"
+    return frame.astype(kinds)
 
 
-def merge_exceptions(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+def merge_exceptions(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """The partitions' exceptions as one table in the whole run's order (``sort_exceptions``).
-    Categories are united with their values sorted, so they sort as the text would."""
-    parts = list(parts)
+    Categories are united with their values sorted, so they sort as the text would.
+
+    ``parts`` is emptied as the columns are joined, so the partitions' copy and the joined copy
+    exist together for one column at a time, not for the whole table."""
+    names = list(parts[0].columns)
     columns = {}
-    for name in parts[0].columns:
+    for name in names:
         values = [part[name] for part in parts]
         if all(isinstance(value.dtype, pd.CategoricalDtype) for value in values):
             # one set of categories, sorted, as plain text (a partition whose column is all
             # empty types its categories differently)
             categories = pd.Index(sorted(set().union(*(value.cat.categories.astype(object) for value in values))),
                                   dtype=object)
-            columns[name] = pd.concat([pd.Series(pd.Categorical(value.astype(object), categories=categories))
-                                       for value in values], ignore_index=True)
+            columns[name] = pd.concat([value.cat.set_categories(categories) for value in values], ignore_index=True)
         else:
             columns[name] = pd.concat(values, ignore_index=True)
-    return sort_exceptions(pd.DataFrame(columns))
+        del values
+        for part in parts:
+            if name in part.columns:
+                del part[name]
+    parts.clear()
+    return sort_exceptions(pd.DataFrame(columns, copy=False))
 
 
 def merge_needs_mapping(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -133,8 +149,8 @@ class PartitionReports:
 
     def merged(self, files: list[dict]) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame | None, list[Sheet]]:
         summary = merge_summaries(self.summaries, files)
-        exceptions = merge_exceptions(self.exceptions)
-        self.exceptions = []
+        gathered, self.exceptions = self.exceptions, []
+        exceptions = merge_exceptions(gathered)
         needs_mapping = merge_needs_mapping(self.needs_mapping)
         updates = merge_status_updates(self.status_updates)
         sheets = finish_sheets(self.sheets or [], summary=summary, exceptions=exceptions, needs_mapping=needs_mapping)
