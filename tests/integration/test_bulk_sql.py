@@ -31,7 +31,9 @@ def _twin_tables(metadata: MetaData) -> tuple[Table, Table]:
                      Column("amount", t.ExactDecimal()),
                      Column("as_of_date", Date),
                      Column("created_at", DateTime(timezone=True)),
-                     Column("is_done", Boolean))
+                     Column("is_done", Boolean),
+                     Column("kind", String(20)),
+                     Column("note", String(40)))
     return table("bulk_twin_fast"), table("bulk_twin_core")
 
 
@@ -43,6 +45,9 @@ def _frame() -> pd.DataFrame:
         "as_of_date": [dt.date(2026, 11, 29), None, dt.date(2026, 1, 2)],
         "created_at": [STAMP, STAMP, None],
         "is_done": pd.Series([True, False, None], dtype="boolean"),
+        # as a partitioned run gathers its exceptions (report/merge.py): categories, Arrow text
+        "kind": pd.Series(["held", None, "held"], dtype="category"),
+        "note": pd.Series([None, "SO-1", "ünï"], dtype="string[pyarrow]"),
     })
 
 
@@ -65,7 +70,8 @@ def test_a_bulk_insert_stores_what_sqlalchemy_stores(db_url):
             stored_fast = connection.exec_driver_sql(f"SELECT * FROM {fast.name} ORDER BY row_pk").fetchall()
             stored_core = connection.exec_driver_sql(f"SELECT * FROM {core.name} ORDER BY row_pk").fetchall()
         assert stored_fast == stored_core
-        assert stored_fast[1][1:] == (None, None, None, stored_core[1][4], 0 if engine.dialect.name == "sqlite" else False)
+        assert stored_fast[1][1:6] == (None, None, None, stored_core[1][4], 0 if engine.dialect.name == "sqlite" else False)
+        assert [row[6:] for row in stored_fast] == [("held", None), (None, "SO-1"), ("held", "ünï")]
     finally:
         metadata.drop_all(engine)
         engine.dispose()

@@ -194,3 +194,38 @@ def test_only_files_big_enough_are_scanned(tmp_path):
     assert not may_partition([path], size // MIN_ROW_BYTES + 1)
     assert not may_partition([path, tmp_path / "orders.xlsx"], 1)  # a workbook: read whole
     assert not may_partition([tmp_path / "missing.csv"], 1)          # the reader says what is wrong
+
+
+def test_a_killed_runs_spill_folder_is_removed_by_the_next_partitioned_run(tmp_path):
+    """A run removes its spill folder however it ends — except when it is killed. The next
+    partitioned run removes such a folder (its owner process is gone) and leaves alone the
+    folder of a run still going, another machine's, and anything it does not recognise."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    gone_pid = int(finished.stdout)  # a process that has ended
+    host = socket.gethostname()
+    folders = {}
+    for name, owner in [("killed", f"{host}\n{gone_pid}\n"), ("running", f"{host}\n{os.getpid()}\n"),
+                        ("elsewhere", f"another-host\n{gone_pid}\n"), ("unowned", None)]:
+        folder = spill / f"w365etl-partitions-{name}"
+        folder.mkdir()
+        (folder / "p00000-f000.arrow").write_bytes(b"spilled rows")
+        if owner is not None:
+            (folder / "owner").write_text(owner, encoding="utf-8")
+        folders[name] = folder
+    path = _write(tmp_path / "orders.csv", _rows(1200))
+    split = split_files([path], partition_lines=150, limits=LIMITS, spill_dir=spill)
+    try:
+        assert not folders["killed"].exists()
+        assert all(folders[name].exists() for name in ("running", "elsewhere", "unowned"))
+        # this run's own folder names its owner, so a later run can tell whether it still runs
+        assert (split.folder / "owner").read_text(encoding="utf-8").split() == [host, str(os.getpid())]
+    finally:
+        split.close()

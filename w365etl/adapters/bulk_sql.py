@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Boolean, Date, DateTime, Table
@@ -41,6 +42,10 @@ def driver_column(values: pd.Series, column_type, dialect) -> list:
     if isinstance(column_type, Boolean):
         # sqlite3 stores a Python bool as 1/0, as SQLAlchemy's Boolean does
         return pa.array(values.astype("boolean"), from_pandas=True).to_pylist()
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # each category converted once, then picked by code (NA's code is -1 → None)
+        choices = np.array([*driver_column(pd.Series(values.cat.categories), column_type, dialect), None], dtype=object)
+        return choices[values.cat.codes.to_numpy()].tolist()
     if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         return pa.array(values, from_pandas=True).to_pylist()
     if values.dtype == object:

@@ -24,7 +24,9 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,6 +54,8 @@ _BLOCK_BYTES = 8 << 20
 MIN_ROW_BYTES = 40
 #: columns of the spill files besides the cells
 ROW_NUMBER, LINE_INDEX = "__row_number", "__line_index"
+#: spill folders: ``<spill_dir>/w365etl-partitions-*``, each with the machine and process owning it
+SPILL_PREFIX, OWNER_FILE = "w365etl-partitions-", "owner"
 
 
 class NotPartitioned(Exception):
@@ -200,7 +204,9 @@ def _split_files(paths, partition_lines: int, limits: InputLimits, waiting: pd.D
     try:
         if spill_dir is not None:
             Path(spill_dir).mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="w365etl-partitions-", dir=spill_dir))
+        remove_stale_spills(Path(spill_dir or tempfile.gettempdir()))
+        folder = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=spill_dir))
+        (folder / OWNER_FILE).write_text(f"{socket.gethostname()}\n{os.getpid()}\n", encoding="utf-8")
     except OSError as error:
         raise NotPartitioned(f"no spill folder in {spill_dir or tempfile.gettempdir()}: {error}") from None
     result = PartitionedInput(folder, files, partitions, waiting_partition, offset)
@@ -217,6 +223,35 @@ def _split_files(paths, partition_lines: int, limits: InputLimits, waiting: pd.D
     for item in files:
         item.hubs = []  # what the split needed; the partitions keep the rest
     return result
+
+
+def remove_stale_spills(parent: Path) -> list[Path]:
+    """Remove the spill folders of partitioned runs that were killed (a run removes its own when
+    it ends, however it ends, but not when it is killed). A folder is stale when its owner
+    file names this machine and a process that no longer exists; a folder of a run still going,
+    of another machine (a shared spill folder) or without an owner file is left alone."""
+    removed = []
+    host = socket.gethostname()
+    for folder in parent.glob(f"{SPILL_PREFIX}*"):
+        try:
+            owner_host, owner_pid = (folder / OWNER_FILE).read_text(encoding="utf-8").split()[:2]
+            if owner_host != host or _is_running(int(owner_pid)):
+                continue
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: running
+        return True
+    return True
 
 
 def _inspect(path: Path) -> CsvFile:
