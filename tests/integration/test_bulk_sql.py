@@ -109,3 +109,26 @@ def test_every_row_is_written_across_chunks(tmp_path, rows):
         stored = connection.exec_driver_sql("SELECT count(*), count(DISTINCT label) FROM chunked").one()
     engine.dispose()
     assert tuple(stored) == (rows, rows)
+
+
+def test_a_column_empty_in_one_chunk_and_filled_in_another_is_stored_as_given(tmp_path):
+    """A column empty in a whole chunk is left out of that chunk's statement: the rows hold
+    NULL there, and the next chunk's values are stored (also through an upsert)."""
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'sparse.sqlite'}")
+    metadata = MetaData()
+    table = Table("sparse", metadata, Column("row_pk", Integer, primary_key=True), Column("label", String(20)),
+                  Column("error", String(20)))
+    metadata.create_all(engine)
+    rows = bulk_sql.CHUNK_ROWS + 3
+    errors = pd.Series([None] * bulk_sql.CHUNK_ROWS + ["late", None, "last"], dtype="string")
+    frame = pd.DataFrame({"row_pk": range(rows), "label": pd.Series(["x"] * rows, dtype="string"), "error": errors})
+    with engine.begin() as connection:
+        assert bulk_sql.insert_frame(connection, table, frame) == rows
+        # an upsert whose first chunk has no error keeps what is stored (coalesce with NULL)
+        again = frame.assign(label="y", error=pd.Series([None] * rows, dtype="string"))
+        bulk_sql.insert_frame(connection, table, again, conflict_columns=["row_pk"],
+                              update_sql="label = excluded.label, error = coalesce(excluded.error, sparse.error)")
+        stored = connection.exec_driver_sql("SELECT row_pk, label, error FROM sparse ORDER BY row_pk").fetchall()
+    engine.dispose()
+    assert len(stored) == rows and {label for _, label, _ in stored} == {"y"}
+    assert [error for _, _, error in stored] == [None] * bulk_sql.CHUNK_ROWS + ["late", None, "last"]

@@ -78,17 +78,28 @@ def _row_chunks(connection: Connection, table: Table, frame: pd.DataFrame) -> It
 def insert_frame(connection: Connection, table: Table, frame: pd.DataFrame, *,
                  conflict_columns: Sequence[str] | None = None, update_sql: str | None = None) -> int:
     """INSERT every row of ``frame`` (its columns are the table's); with ``conflict_columns``,
-    ``ON CONFLICT (…) DO NOTHING`` or ``DO UPDATE SET <update_sql>``. Returns the rows sent."""
+    ``ON CONFLICT (…) DO NOTHING`` or ``DO UPDATE SET <update_sql>``. Returns the rows sent.
+
+    A nullable column with no server default that is empty in a whole chunk is left out of
+    that chunk's statement: the database stores the same NULL, and nothing is converted or
+    bound for it (the lines of a plan carry several columns only a provider's answer fills)."""
     if frame.empty:
         return 0
-    names = _names(connection, frame.columns)
-    statement = (f"INSERT INTO {connection.dialect.identifier_preparer.format_table(table)} "
-                 f"({', '.join(names)}) VALUES ({', '.join([_placeholder(connection)] * len(names))})")
+    conflict = ""
     if conflict_columns:
         target = ", ".join(_names(connection, conflict_columns))
-        statement += f" ON CONFLICT ({target}) " + (f"DO UPDATE SET {update_sql}" if update_sql else "DO NOTHING")
-    for chunk in _row_chunks(connection, table, frame):
-        connection.exec_driver_sql(statement, chunk)
+        conflict = f" ON CONFLICT ({target}) " + (f"DO UPDATE SET {update_sql}" if update_sql else "DO NOTHING")
+    may_omit = [name for name in frame.columns
+                if table.c[name].nullable and table.c[name].server_default is None and not table.c[name].primary_key]
+    for start in range(0, len(frame), CHUNK_ROWS):
+        chunk = frame.iloc[start:start + CHUNK_ROWS]
+        empty = [name for name in may_omit if not chunk[name].notna().any()]
+        if empty and len(empty) < len(chunk.columns):
+            chunk = chunk.drop(columns=empty)
+        names = _names(connection, chunk.columns)
+        statement = (f"INSERT INTO {connection.dialect.identifier_preparer.format_table(table)} "
+                     f"({', '.join(names)}) VALUES ({', '.join([_placeholder(connection)] * len(names))})")
+        connection.exec_driver_sql(statement + conflict, driver_rows(connection, table, chunk))
     return len(frame)
 
 
