@@ -198,34 +198,40 @@ def test_only_files_big_enough_are_scanned(tmp_path):
 
 def test_a_killed_runs_spill_folder_is_removed_by_the_next_partitioned_run(tmp_path):
     """A run removes its spill folder however it ends — except when it is killed. The next
-    partitioned run removes such a folder (its owner process is gone) and leaves alone the
-    folder of a run still going, another machine's, and anything it does not recognise."""
+    partitioned run removes such a folder (its owner process is gone from this machine, boot and
+    process namespace) and leaves alone the folder of a run still going, of another machine or
+    container (same process number, another process space), and anything it does not recognise."""
     import os
-    import socket
     import subprocess
     import sys
+
+    from w365etl.adapters.order_partitions import owner_record
 
     spill = tmp_path / "spill"
     spill.mkdir()
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True, check=True)
     gone_pid = int(finished.stdout)  # a process that has ended
-    host = socket.gethostname()
+    *space, my_pid = owner_record().split()
+    assert my_pid == str(os.getpid()) and len(space) == 3  # machine, boot, process namespace (Linux)
+    other_container = [space[0], space[1], "pid:[1]"]
     folders = {}
-    for name, owner in [("killed", f"{host}\n{gone_pid}\n"), ("running", f"{host}\n{os.getpid()}\n"),
-                        ("elsewhere", f"another-host\n{gone_pid}\n"), ("unowned", None)]:
+    for name, owner in [("killed", [*space, str(gone_pid)]), ("running", [*space, my_pid]),
+                        ("other-container", [*other_container, str(gone_pid)]),
+                        ("other-machine", ["another-host", space[1], space[2], str(gone_pid)]),
+                        ("unowned", None)]:
         folder = spill / f"w365etl-partitions-{name}"
         folder.mkdir()
         (folder / "p00000-f000.arrow").write_bytes(b"spilled rows")
         if owner is not None:
-            (folder / "owner").write_text(owner, encoding="utf-8")
+            (folder / "owner").write_text("\n".join(owner) + "\n", encoding="utf-8")
         folders[name] = folder
     path = _write(tmp_path / "orders.csv", _rows(1200))
     split = split_files([path], partition_lines=150, limits=LIMITS, spill_dir=spill)
     try:
         assert not folders["killed"].exists()
-        assert all(folders[name].exists() for name in ("running", "elsewhere", "unowned"))
+        assert all(folders[name].exists() for name in ("running", "other-container", "other-machine", "unowned"))
         # this run's own folder names its owner, so a later run can tell whether it still runs
-        assert (split.folder / "owner").read_text(encoding="utf-8").split() == [host, str(os.getpid())]
+        assert (split.folder / "owner").read_text(encoding="utf-8") == owner_record()
     finally:
         split.close()

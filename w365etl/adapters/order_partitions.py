@@ -206,7 +206,7 @@ def _split_files(paths, partition_lines: int, limits: InputLimits, waiting: pd.D
             Path(spill_dir).mkdir(parents=True, exist_ok=True)
         remove_stale_spills(Path(spill_dir or tempfile.gettempdir()))
         folder = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=spill_dir))
-        (folder / OWNER_FILE).write_text(f"{socket.gethostname()}\n{os.getpid()}\n", encoding="utf-8")
+        (folder / OWNER_FILE).write_text(owner_record(), encoding="utf-8")
     except OSError as error:
         raise NotPartitioned(f"no spill folder in {spill_dir or tempfile.gettempdir()}: {error}") from None
     result = PartitionedInput(folder, files, partitions, waiting_partition, offset)
@@ -227,15 +227,22 @@ def _split_files(paths, partition_lines: int, limits: InputLimits, waiting: pd.D
 
 def remove_stale_spills(parent: Path) -> list[Path]:
     """Remove the spill folders of partitioned runs that were killed (a run removes its own when
-    it ends, however it ends, but not when it is killed). A folder is stale when its owner
-    file names this machine and a process that no longer exists; a folder of a run still going,
-    of another machine (a shared spill folder) or without an owner file is left alone."""
+    it ends, however it ends, but not when it is killed).
+
+    A folder is stale only when its owner file names this very process space — the machine's
+    name, its boot and its process namespace (two containers can share a host name and a spill
+    volume, each with its own process numbers) — and a process number that no longer exists
+    there. A folder of a run still going, of another machine, boot or container, or without an
+    owner file is left alone; where the process space cannot be told (not Linux), nothing is
+    removed."""
+    here = _process_space()
+    if here is None:
+        return []
     removed = []
-    host = socket.gethostname()
     for folder in parent.glob(f"{SPILL_PREFIX}*"):
         try:
-            owner_host, owner_pid = (folder / OWNER_FILE).read_text(encoding="utf-8").split()[:2]
-            if owner_host != host or _is_running(int(owner_pid)):
+            *space, owner_pid = (folder / OWNER_FILE).read_text(encoding="utf-8").split()
+            if space != here or _is_running(int(owner_pid)):
                 continue
         except (OSError, ValueError):
             continue
@@ -244,7 +251,25 @@ def remove_stale_spills(parent: Path) -> list[Path]:
     return removed
 
 
+def _process_space() -> list[str] | None:
+    """Machine name, boot id and process-namespace id: where a process number means one
+    process (None where these cannot be read)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return [socket.gethostname(), boot, namespace]
+
+
+def owner_record() -> str:
+    """What a spill folder's owner file holds: the process space, then the process number."""
+    return "\n".join([*(_process_space() or [socket.gethostname()]), str(os.getpid())]) + "\n"
+
+
 def _is_running(pid: int) -> bool:
+    # signal 0 checks that the process exists without touching it (POSIX only: on Windows
+    # os.kill would end it — and _process_space has already returned None there)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

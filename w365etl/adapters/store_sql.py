@@ -492,11 +492,14 @@ class SqlStore:
                                                              autoincrement=False), prefixes=["TEMPORARY"])
         matched.create(connection, checkfirst=True)
         connection.execute(matched.delete())
-        # CROSS JOIN keeps the run's side outer (SQLite takes it as an order; PostgreSQL plans
-        # it freely): a key lookup per identifier of the run, never a scan of every stored one
+        # CROSS JOIN keeps the run's side outer on SQLite (it takes the join order as written):
+        # a key lookup per identifier of the run, never a scan of every stored one. PostgreSQL
+        # plans it freely, on the statistics ANALYZE just gave it
         connection.exec_driver_sql(
             "INSERT INTO tmp_matched_lines (line_pk) SELECT DISTINCT s.line_pk FROM tmp_run_identifiers w "
             "CROSS JOIN line_identifiers s WHERE s.identifier = w.identifier")
+        if self.dialect == "postgresql":
+            connection.exec_driver_sql("ANALYZE tmp_matched_lines")
         ranks = " ".join(f"WHEN '{level}' THEN {rank}" for rank, level in enumerate(line_keys.LEVELS))
         found = _driver_integers(connection, (
             f"SELECT s.line_pk, CASE s.level {ranks} ELSE -1 END, coalesce(w.place, -1) "
@@ -511,8 +514,7 @@ class SqlStore:
         if len(found) == 0:
             found = pd.DataFrame()
         else:
-            if (found[:, 1] < 0).any():
-                raise ValueError("line_identifiers holds a level this version does not know")
+            found = found[found[:, 1] >= 0]  # a level this version does not know takes part in no match
             found = pd.DataFrame({
                 "line_pk": found[:, 0],
                 "level": np.asarray(line_keys.LEVELS, dtype=object)[found[:, 1]],
@@ -638,7 +640,7 @@ class SqlStore:
         ``line_pk`` again converges (subscriptions and charges are unique per line; automatic
         providers reconcile through their submission journal).
         """
-        loaded = self._loaded_lines
+        loaded, self._loaded_lines = self._loaded_lines, None  # read for this plan only (a partition's lines)
         is_current = loaded is not None and loaded[0] is not None and loaded[0] == self._other_runs_marker(connection, run_id)
         if is_current:
             # no other run has written since load_state read these lines: what it read is
