@@ -57,3 +57,19 @@ def test_a_partition_without_exceptions_merges():
         "suggested_action": "Fix", "line_key": "k"}]))
     merged = merge_exceptions([empty, some, empty])
     assert len(merged) == 1 and merged.loc[0, "reason_code"] == "INVALID_VALUE"
+
+
+def test_lines_that_tie_on_file_and_row_merge_in_the_whole_runs_order_however_they_were_cut():
+    """Two lines waiting from different nights' files of the same name and row tie on every
+    column a reviewer sorts by; order number and line key order them, so the partition that
+    held each does not decide where it lands."""
+    base = {name: None for name in EXCEPTION_COLUMNS} | {
+        "run_id": "r", "severity": "warning", "reason_code": "NEEDS_PROVIDER_MAPPING", "file": "inbox/orders.csv",
+        "row": 7, "message": "m", "suggested_action": "Add a mapping"}
+    first = base | {"order_number": "SO-1", "line_key": "a"}
+    second = base | {"order_number": "SO-2", "line_key": "b"}
+    whole = sort_exceptions(_frame([second, first]))
+    # the partition holding SO-2 comes first in the partitioned run
+    merged = merge_exceptions([compact_exceptions(sort_exceptions(_frame([second]))),
+                               compact_exceptions(sort_exceptions(_frame([first])))])
+    assert list(merged["order_number"]) == list(whole["order_number"]) == ["SO-1", "SO-2"]

@@ -122,10 +122,15 @@ def build_exceptions(
 
 def sort_exceptions(frame: pd.DataFrame) -> pd.DataFrame:
     """What a reviewer works through: errors first, then grouped by what to do about them,
-    then by file and row (stable: one line's problems keep the order they were found in)."""
+    then by file and row (stable: one line's problems keep the order they were found in).
+
+    Order number and line key break the remaining ties between *different* lines — lines
+    waiting from earlier nights can share a file name and row — so the order does not depend
+    on how a partitioned run was cut (issue 7: results identical to the run read whole)."""
     order = {"error": 0, "warning": 1}
     frame = frame.assign(_severity=frame["severity"].astype("string").map(order).astype("int8")).sort_values(
-        ["_severity", "suggested_action", "reason_code", "file", "row"], kind="stable").drop(columns="_severity")
+        ["_severity", "suggested_action", "reason_code", "file", "row", "order_number", "line_key"],
+        kind="stable").drop(columns="_severity")
     return frame.reset_index(drop=True)
 
 
