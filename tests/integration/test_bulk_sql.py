@@ -132,3 +132,30 @@ def test_a_column_empty_in_one_chunk_and_filled_in_another_is_stored_as_given(tm
     engine.dispose()
     assert len(stored) == rows and {label for _, label, _ in stored} == {"y"}
     assert [error for _, _, error in stored] == [None] * bulk_sql.CHUNK_ROWS + ["late", None, "last"]
+
+
+def test_an_update_setting_the_same_values_on_every_row_is_set_based_and_still_guarded(db_url):
+    """Every row setting the same values goes through one UPDATE over a temporary table of
+    keys: each keyed row gets exactly those values, a provisioned line is still never updated
+    (R6), rows not named are untouched — the same as the row-by-row path gives."""
+    SqlStore(db_url).dispose()
+    engine = create_store_engine(db_url)
+    lines = t.Line.__table__
+    base = {"line_key": "k", "status": "planned", "content_signature": "s", "updated_at": STAMP}
+    later = STAMP + dt.timedelta(hours=1)
+    with engine.begin() as connection:
+        pks = bulk_sql.reserve_primary_keys(connection, lines, 6)
+        bulk_sql.insert_frame(connection, lines, pd.DataFrame([{**base, "line_pk": pk} for pk in pks]))
+        connection.execute(lines.update().where(lines.c.line_pk == pks[0]).values(status="provisioned"))
+        named = pks[:2] + pks[3:5]  # pks[2] and pks[5] are not named
+        done = pd.DataFrame({"line_pk": named, "status": "provisioned", "provisioned_run_id": "run-2",
+                             "error_code": pd.Series([None] * 4, dtype="string"), "updated_at": later})
+        assert bulk_sql.update_frame(connection, lines, done, key="line_pk", where_sql="status = 'planned'") == 4
+        stored = {pk: (status, run, error) for pk, status, run, error in connection.exec_driver_sql(
+            "SELECT line_pk, status, provisioned_run_id, error_code FROM lines").fetchall()}
+        stamps = dict(connection.exec_driver_sql("SELECT line_pk, updated_at FROM lines").fetchall())
+    engine.dispose()
+    assert stored[pks[0]] == ("provisioned", None, None)  # guarded: provisioned before, not touched
+    assert all(stored[pk] == ("provisioned", "run-2", None) for pk in (pks[1], pks[3], pks[4]))
+    assert stored[pks[2]] == stored[pks[5]] == ("planned", None, None)
+    assert stamps[pks[1]] == stamps[pks[3]] != stamps[pks[2]]  # the timestamp bound once, as the column stores it

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Boolean, Date, DateTime, Table
+from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, Table
 from sqlalchemy.engine import Connection
 
 from w365etl.adapters.tables import ExactDecimal
@@ -106,14 +106,32 @@ def insert_frame(connection: Connection, table: Table, frame: pd.DataFrame, *,
 def update_frame(connection: Connection, table: Table, frame: pd.DataFrame, *, key: str,
                  where_sql: str = "") -> int:
     """UPDATE ``table`` SET every other column of ``frame`` WHERE ``key`` = the row's key
-    (plus ``where_sql``, e.g. a status guard). Returns the rows sent."""
+    (plus ``where_sql``, e.g. a status guard). Returns the rows sent.
+
+    When every row sets the same values (a provider's plain "done" for half a million lines)
+    and the key is an integer, the keys go to a temporary table and one UPDATE sets the values
+    once: the same rows change to the same values, without a bound statement per row."""
     if frame.empty:
         return 0
     placeholder = _placeholder(connection)
     values = [name for name in frame.columns if name != key]
     assignments = ", ".join(f"{quoted} = {placeholder}" for quoted in _names(connection, values))
-    statement = (f"UPDATE {connection.dialect.identifier_preparer.format_table(table)} SET {assignments} "
-                 f"WHERE {_names(connection, [key])[0]} = {placeholder}" + (f" AND {where_sql}" if where_sql else ""))
+    guard = f" AND {where_sql}" if where_sql else ""
+    target = connection.dialect.identifier_preparer.format_table(table)
+    if (len(frame) > 1 and pd.api.types.is_integer_dtype(frame[key].dtype) and frame[key].notna().all()
+            and all(frame[name].nunique(dropna=False) == 1 for name in values)):
+        keys = Table("tmp_update_keys", MetaData(), Column("key_value", Integer, primary_key=True, autoincrement=False),
+                     prefixes=["TEMPORARY"])
+        keys.create(connection, checkfirst=True)
+        connection.execute(keys.delete())
+        insert_frame(connection, keys, pd.DataFrame({"key_value": np.sort(frame[key].astype("int64").unique())}))
+        first = frame.iloc[:1]
+        constants = tuple(driver_column(first[name], table.c[name].type, connection.dialect)[0] for name in values)
+        connection.exec_driver_sql(f"UPDATE {target} SET {assignments} WHERE {_names(connection, [key])[0]} IN "
+                                   f"(SELECT key_value FROM tmp_update_keys){guard}", constants)
+        keys.drop(connection)
+        return len(frame)
+    statement = f"UPDATE {target} SET {assignments} WHERE {_names(connection, [key])[0]} = {placeholder}{guard}"
     for chunk in _row_chunks(connection, table, frame[values + [key]]):
         connection.exec_driver_sql(statement, chunk)
     return len(frame)

@@ -868,7 +868,11 @@ class SqlStore:
                 "updated_at": t.utc_now(),
             })
             failpoint("before_marking_lines_done", requests["provider_code"].iloc[0] if len(requests) else None)
-            bulk_sql.update_frame(connection, t.Line.__table__, status, key="line_pk", where_sql=f"status = '{PLANNED}'")
+            # a plain "done" (nothing per line to keep) is one set-based update for all such lines
+            plain = (done["is_success"] & status["provider_subscription_id"].isna() & status["error_code"].isna()
+                     & status["error_message"].isna())
+            for part in (status[plain], status[~plain]):
+                bulk_sql.update_frame(connection, t.Line.__table__, part, key="line_pk", where_sql=f"status = '{PLANNED}'")
 
     def _apply_increases(self, connection: Connection, run_id: str, increases: pd.DataFrame) -> None:
         """R5 Existing: add each line's quantity once (a change row per line, unique per line)."""
