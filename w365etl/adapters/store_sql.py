@@ -69,26 +69,26 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return cleaned.to_dict("records")
 
 
-def _driver_frame(connection: Connection, sql: str, columns: list[str]) -> pd.DataFrame:
-    """A query of text and integer columns read through the driver (no per-value processing)."""
+def _driver_rows(connection: Connection, sql: str) -> list[tuple]:
+    """A query's rows as the driver gives them (no per-value processing by SQLAlchemy)."""
     cursor = connection.connection.driver_connection.cursor()
     try:
         cursor.execute(sql)
-        rows = cursor.fetchall()
+        return cursor.fetchall()
     finally:
         cursor.close()
+
+
+def _driver_frame(connection: Connection, sql: str, columns: list[str]) -> pd.DataFrame:
+    """A query of text and integer columns read through the driver."""
+    rows = _driver_rows(connection, sql)
     frame = _columns_frame(rows, columns)
     return frame.astype({name: "int64" for name in columns if name.endswith("_pk")}) if rows else frame
 
 
 def _driver_integers(connection: Connection, sql: str, width: int) -> np.ndarray:
     """A query of integer columns (no NULLs) read through the driver as one int64 array."""
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        cursor.execute(sql)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
+    rows = _driver_rows(connection, sql)
     return np.array(rows, dtype=np.int64).reshape(len(rows), width)
 
 
