@@ -25,7 +25,7 @@ from w365etl import provisioning
 from w365etl.adapters import inbox
 from w365etl.adapters.order_files import read_order_files
 from w365etl.adapters.order_partitions import (
-    NotPartitioned, PartitionedInput, may_partition, read_partition, split_files,
+    NotPartitioned, PartitionedInput, may_partition, read_partition, return_freed_memory, split_files,
 )
 from w365etl.adapters.reports_csv import write_csv
 from w365etl.adapters.reports_html import write_html_report
@@ -33,7 +33,6 @@ from w365etl.adapters.reports_xlsx import write_workbook
 from w365etl.adapters.store_sql import StoreUnavailable
 from w365etl.domain.validation import validate_line_values
 from w365etl.execute import ProviderNotConfigured
-from w365etl.partitions import return_freed_memory
 from w365etl.failpoints import failpoint
 from w365etl.ingest import IngestResult, issues_per_line
 from w365etl.domain.keys import add_line_identifiers

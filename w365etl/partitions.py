@@ -22,8 +22,6 @@ partition on its own: correct, only bigger.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,14 +185,3 @@ def _shared_line_ids(line_edges: np.ndarray) -> np.ndarray:
     shared = frame[frame["line"].duplicated(keep=False)]
     return shared.to_numpy(dtype=np.uint64)
 
-
-def return_freed_memory() -> None:
-    """Between partitions: give the heap that the last partition's frames used back to the
-    operating system. The C allocator keeps freed memory for reuse, fragmented between the
-    few objects that outlive a partition, and a run of many partitions then grows by some of
-    each one's peak (measured: ~0.09 GB per 500 000-line partition without this)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to ask
-        pass

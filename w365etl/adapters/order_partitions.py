@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import ctypes
+import gc
 import hashlib
 import os
 import shutil
@@ -52,6 +54,8 @@ _READ_BYTES = 16 << 20
 _BLOCK_BYTES = 8 << 20
 #: a flat export row is longer than this: files smaller than partition_lines × this are read whole
 MIN_ROW_BYTES = 40
+#: workbooks are always read whole (their rows cannot be streamed)
+_WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 #: columns of the spill files besides the cells
 ROW_NUMBER, LINE_INDEX = "__row_number", "__line_index"
 #: spill folders: ``<spill_dir>/w365etl-partitions-*``, each with the machine and process owning it
@@ -149,7 +153,7 @@ def may_partition(paths, partition_lines: int) -> bool:
     ``partition_lines`` lines of CSV? Only then is a split worth scanning for."""
     try:
         sizes = [Path(path).stat().st_size for path in paths
-                 if Path(path).suffix.lower() not in (".xlsx", ".xlsm", ".xls")]
+                 if Path(path).suffix.lower() not in _WORKBOOK_SUFFIXES]
     except OSError:
         return False  # the whole-file reader says what is wrong with the path
     return bool(paths) and len(sizes) == len(paths) and sum(sizes) >= partition_lines * MIN_ROW_BYTES
@@ -163,15 +167,13 @@ def split_files(paths: list[Path], *, partition_lines: int, limits: InputLimits,
     (``crm_customer_id``, ``customer_name``): a stored customer ties its id to its name."""
     if not paths:
         raise NotPartitioned("no files")
-    sizes = []
     for path in paths:
         path = Path(path)
-        if path.suffix.lower() in (".xlsx", ".xlsm", ".xls") or not path.is_file():
+        if path.suffix.lower() in _WORKBOOK_SUFFIXES or not path.is_file():
             raise NotPartitioned(f"{path} is not a CSV file")
-        sizes.append(path.stat().st_size)
-        if sizes[-1] > limits.max_file_bytes:
+        if path.stat().st_size > limits.max_file_bytes:
             raise NotPartitioned(f"{path} is over limits.max_file_bytes")
-    if sum(sizes) < partition_lines * MIN_ROW_BYTES:
+    if not may_partition(paths, partition_lines):
         raise NotPartitioned("the files are small enough to read whole")
     try:
         return _split_files(paths, partition_lines, limits, waiting, stored_customers, spill_dir)
@@ -223,6 +225,18 @@ def _split_files(paths, partition_lines: int, limits: InputLimits, waiting: pd.D
     for item in files:
         item.hubs = []  # what the split needed; the partitions keep the rest
     return result
+
+
+def return_freed_memory() -> None:
+    """Between partitions: give the heap that the last partition's frames used back to the
+    operating system. The C allocator keeps freed memory for reuse, fragmented between the
+    few objects that outlive a partition, and a run of many partitions then grows by some of
+    each one's peak (measured: ~0.09 GB per 500 000-line partition without this)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to ask
+        pass
 
 
 def remove_stale_spills(parent: Path) -> list[Path]:

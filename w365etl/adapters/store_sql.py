@@ -935,6 +935,7 @@ class SqlStore:
             self._insert_outcomes(connection, run_id, outcomes)
             connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id).values(
                 status="completed", finished_at=t.utc_now(), summary_json=json.dumps(summary, default=str)))
+        self._started_run_id = None  # from now on it is another run's row (a store can serve the next night)
         self.release_customers()  # the run's writes are done: other runs may take its customers
 
     def fail_run(self, run_id: str, message: str) -> None:
@@ -943,6 +944,7 @@ class SqlStore:
         with self.engine.begin() as connection:
             connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id).values(
                 status="failed", finished_at=t.utc_now(), summary_json=json.dumps({"error": message})))
+        self._started_run_id = None
         self.release_customers()
 
     def record_outcomes(self, run_id: str, outcomes: pd.DataFrame) -> None:
