@@ -30,7 +30,6 @@ class StoredState:
     line_identifiers: pd.DataFrame
     contracts: pd.DataFrame
     subscriptions: pd.DataFrame
-    orders: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -76,8 +75,6 @@ def empty_state() -> StoredState:
                                     "quantity": pd.Series(dtype="string"), "status": pd.Series(dtype="string"),
                                     "provider_subscription_id": pd.Series(dtype="string"),
                                     "created_at": pd.Series(dtype="datetime64[us, UTC]")}),
-        orders=pd.DataFrame({"order_number": pd.Series(dtype="string"), "is_fulfilled": pd.Series(dtype="bool"),
-                             "fulfilled_date": pd.Series(dtype="object")}),
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.unit import factories as f
 from w365etl.domain import keys
@@ -218,3 +220,55 @@ def test_r6_a_plan_of_lines_keyed_beforehand_is_the_plan_of_the_raw_lines():
     first, second = f.plan(raw), f.plan(keyed)
     assert f.buckets(first) == f.buckets(second)
     assert first.lines["line_key"].tolist() == second.lines["line_key"].tolist()
+
+
+# --------------------------------------------------------------------------------------------
+# property: the vectorised match is the rule, stated row by row
+
+
+def _r6_by_hand(rows: list[dict], stored: list[tuple[int, str, str | None]]) -> list:
+    """R6 as a person would apply it to one row at a time: every stored line sharing an
+    identifier at the same level is a candidate; it counts when no stronger level is had by
+    both; the strongest level wins, then the lowest line_pk."""
+    levels_of: dict[int, set[str]] = {}
+    for pk, level, _ in stored:
+        levels_of.setdefault(pk, set()).add(level)
+    answers = []
+    for row in rows:
+        best = None
+        for pk, level, identifier in stored:
+            if identifier is None or level not in keys.LEVELS or row.get(level) != identifier:
+                continue
+            rank = keys.LEVELS.index(level)
+            if any(row.get(stronger) is not None and stronger in levels_of[pk] for stronger in keys.LEVELS[:rank]):
+                continue
+            if best is None or (rank, pk) < best:
+                best = (rank, pk)
+        answers.append(None if best is None else best[1])
+    return answers
+
+
+_identifier_of = {level: st.one_of(st.none(), st.sampled_from([f"{level}{SEP}{n}" for n in range(3)]))
+                  for level in keys.LEVELS}
+_stored_row = st.tuples(st.integers(1, 5), st.sampled_from([*keys.LEVELS, "future"]),
+                        st.one_of(st.none(), st.integers(0, 2)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries(_identifier_of), min_size=1, max_size=6),
+       stored=st.lists(_stored_row, max_size=10))
+def test_r6_the_vectorised_match_is_the_rule_applied_row_by_row(rows, stored):
+    # stored identifiers as any source may list them: duplicates, one identifier under two
+    # lines, a level this version does not know, NA (the line only has that level)
+    stored = [(pk, level, None if number is None else f"{level}{SEP}{number}") for pk, level, number in stored]
+    index = pd.RangeIndex(3, 3 + len(rows))  # not 0…n-1: the answer must keep the rows' index
+    frame = pd.DataFrame({f"key_{level}": pd.Series([row[level] for row in rows], dtype="string", index=index)
+                          for level in keys.LEVELS})
+    stored_frame = pd.DataFrame({"line_pk": pd.Series([s[0] for s in stored], dtype="int64"),
+                                 "level": pd.Series([s[1] for s in stored], dtype="string"),
+                                 "identifier": pd.Series([s[2] for s in stored], dtype="string")})
+
+    got = keys.match_stored_lines(frame, stored_frame)
+
+    assert got.index.equals(frame.index)
+    assert [None if pd.isna(value) else int(value) for value in got] == _r6_by_hand(rows, stored)

@@ -39,15 +39,15 @@ class ExactDecimal(TypeDecorator[str]):
         number = value if isinstance(value, Decimal) else Decimal(str(value))
         if dialect.name == "postgresql":
             return number
-        return _canonical(number)
+        return canonical_decimal(number)
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return _canonical(value if isinstance(value, Decimal) else Decimal(str(value)))
+        return canonical_decimal(value if isinstance(value, Decimal) else Decimal(str(value)))
 
 
-def _canonical(number: Decimal) -> str:
+def canonical_decimal(number: Decimal) -> str:
     text = format(number, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")

@@ -16,7 +16,10 @@ if their line numbers agree.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from w365etl.amounts import decimals_to_text
 
@@ -83,35 +86,68 @@ def identifiers_long(lines: pd.DataFrame, ref_column: str) -> pd.DataFrame:
 def match_stored_lines(lines: pd.DataFrame, stored_identifiers: pd.DataFrame) -> pd.Series:
     """The stored ``line_pk`` each row is the same line as, or NA (R6).
 
-    ``stored_identifiers`` has one row per (``line_pk``, ``level``, ``identifier``). A match at
-    a level counts only when neither side has a stronger identifier that the other also has.
+    ``stored_identifiers`` has one row per (``line_pk``, ``level``, ``identifier``); an NA
+    ``identifier`` only says the line has that level. A match at a level counts only when
+    neither side has a stronger identifier that the other also has; of several, the strongest
+    level wins, then the lowest ``line_pk``.
+
+    Vectorised on integer positions: the rows' identifiers are looked up in the stored ones
+    with Arrow's hash lookup (no text merge, no Python objects per identifier).
     """
     result = pd.Series(pd.NA, index=lines.index, dtype="Int64")
     if stored_identifiers.empty or lines.empty:
         return result
-    incoming = identifiers_long(lines.assign(_row=lines.index), "_row")
-    candidates = incoming.merge(stored_identifiers, on=["level", "identifier"], how="inner")
-    if candidates.empty:
+    stored_pk = stored_identifiers["line_pk"].to_numpy(dtype="int64")
+    stored_rank = stored_identifiers["level"].map(_RANKS).astype("float64").fillna(-1).to_numpy(dtype="int64")
+    rows, line_pks, ranks = _candidates(lines, stored_identifiers, stored_pk, stored_rank)
+    if not len(rows):
         return result
-    stored_levels = (
-        stored_identifiers.assign(has=True)
-        .pivot_table(index="line_pk", columns="level", values="has", aggfunc="any", fill_value=False)
-        .reindex(columns=list(LEVELS), fill_value=False)
-    )
-    incoming_levels = pd.DataFrame(
-        {level: lines[f"key_{level}"].notna().to_numpy() for level in LEVELS}, index=lines.index
-    )
-    stored_has = stored_levels.loc[candidates["line_pk"].to_numpy()].to_numpy(dtype=bool)
-    incoming_has = incoming_levels.loc[candidates["_row"].to_numpy()].to_numpy(dtype=bool)
-    both = stored_has & incoming_has
-    # strongest level both sides have = first True column; content always exists on both
-    strongest_common = both.argmax(axis=1)
-    level_rank = candidates["level"].map({level: rank for rank, level in enumerate(LEVELS)}).to_numpy()
-    valid = candidates.loc[level_rank == strongest_common]
-    valid = valid.assign(rank=level_rank[level_rank == strongest_common])
-    best = valid.sort_values(["_row", "rank", "line_pk"]).drop_duplicates("_row")
-    result.loc[best["_row"].to_numpy()] = best["line_pk"].to_numpy()
-    return result
+    # the rule: no level stronger than the match's that both the row and the line have
+    incoming_has = lines[[f"key_{level}" for level in LEVELS]].notna().to_numpy()
+    is_valid = np.ones(len(rows), dtype=bool)
+    for rank in range(len(LEVELS) - 1):
+        stronger = ranks > rank
+        if not stronger.any():
+            continue
+        having = np.unique(stored_pk[stored_rank == rank])
+        line_has = np.isin(line_pks, having, assume_unique=False)
+        is_valid &= ~(stronger & incoming_has[rows, rank] & line_has)
+    rows, line_pks, ranks = rows[is_valid], line_pks[is_valid], ranks[is_valid]
+    order = np.lexsort((line_pks, ranks, rows))  # per row: strongest level, then lowest line_pk
+    rows, line_pks = rows[order], line_pks[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = rows[1:] != rows[:-1]
+    values = result.to_numpy(dtype="float64", na_value=np.nan)
+    values[rows[first]] = line_pks[first]
+    return pd.Series(values, index=lines.index).astype("Int64")
+
+
+_RANKS = {level: rank for rank, level in enumerate(LEVELS)}
+
+
+def _candidates(lines: pd.DataFrame, stored: pd.DataFrame, stored_pk: np.ndarray,
+                stored_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (row position, ``line_pk``, level rank) where a row's identifier is stored at the
+    same level."""
+    texts = pa.array(stored["identifier"].astype("string").array)
+    is_unique = pc.count_distinct(texts).as_py() == len(texts) - texts.null_count
+    if not is_unique:  # the same identifier listed twice: for the same line (harmless) or not
+        distinct = ~stored.duplicated(["identifier", "line_pk", "level"]).to_numpy()
+        texts, stored_pk, stored_rank = texts.filter(pa.array(distinct)), stored_pk[distinct], stored_rank[distinct]
+        is_unique = pc.count_distinct(texts).as_py() == len(texts) - texts.null_count
+    parts = []
+    for rank, level in enumerate(LEVELS):
+        keys = pa.array(lines[f"key_{level}"].astype("string").array)
+        if is_unique:
+            found = pc.fill_null(pc.index_in(keys, value_set=texts, skip_nulls=True), -1).to_numpy(zero_copy_only=False)
+            row, where = np.flatnonzero(found >= 0), found[found >= 0]
+        else:  # one identifier naming two lines (not what a store holds): every pair
+            pairs = pd.DataFrame({"row": np.arange(len(keys)), "identifier": keys.to_pandas()}).dropna().merge(
+                pd.DataFrame({"identifier": texts.to_pandas(), "where": np.arange(len(texts))}), on="identifier")
+            row, where = pairs["row"].to_numpy(dtype="int64"), pairs["where"].to_numpy(dtype="int64")
+        same_level = stored_rank[where] == rank
+        parts.append((row[same_level], stored_pk[where[same_level]], np.full(int(same_level.sum()), rank)))
+    return tuple(np.concatenate([part[i] for part in parts]).astype("int64") for i in range(3))
 
 
 def line_content_signature(lines: pd.DataFrame) -> pd.Series:
