@@ -1020,6 +1020,8 @@ class SqlStore:
     def _insert_outcomes(connection: Connection, run_id: str, outcomes: pd.DataFrame) -> None:
         if not outcomes.empty:
             rows = outcomes.dropna(subset=["line_pk"]).drop_duplicates("line_pk").assign(run_id=run_id)
+            # in key order: the (run, line) key index then grows by appending, not by random inserts
+            rows = rows.sort_values("line_pk", kind="stable")
             bulk_sql.insert_frame(connection, t.LineOutcome.__table__, rows[["run_id", "line_pk", "bucket", "reason_code"]])
 
 

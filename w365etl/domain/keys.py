@@ -128,25 +128,33 @@ _RANKS = {level: rank for rank, level in enumerate(LEVELS)}
 def _candidates(lines: pd.DataFrame, stored: pd.DataFrame, stored_pk: np.ndarray,
                 stored_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (row position, ``line_pk``, level rank) where a row's identifier is stored at the
-    same level."""
-    texts = pa.array(stored["identifier"].astype("string").array)
-    is_unique = pc.count_distinct(texts).as_py() == len(texts) - texts.null_count
-    if not is_unique:  # the same identifier listed twice: for the same line (harmless) or not
-        distinct = ~stored.duplicated(["identifier", "line_pk", "level"]).to_numpy()
-        texts, stored_pk, stored_rank = texts.filter(pa.array(distinct)), stored_pk[distinct], stored_rank[distinct]
-        is_unique = pc.count_distinct(texts).as_py() == len(texts) - texts.null_count
+    same level.
+
+    The stored identifiers and the rows' are encoded together once (one Arrow hash pass), then
+    paired on the integer codes by sorting: an identifier listed several times (a line seen
+    twice, or — not what a store holds — two lines) gives every pair.
+    """
+    texts = [pa.array(stored["identifier"].astype("string").array, type=pa.large_string())]
+    texts += [pa.array(lines[f"key_{level}"].astype("string").array, type=pa.large_string()) for level in LEVELS]
+    codes = pc.fill_null(pc.dictionary_encode(pa.concat_arrays(
+        [part.combine_chunks() if isinstance(part, pa.ChunkedArray) else part for part in texts])).indices, -1)
+    codes = codes.to_numpy(zero_copy_only=False).astype("int64")
+    stored_codes, row_codes = codes[:len(stored)], codes[len(stored):].reshape(len(LEVELS), len(lines))
+    positions = np.flatnonzero(stored_codes >= 0)
+    positions = positions[np.argsort(stored_codes[positions], kind="stable")]
+    sorted_codes = stored_codes[positions]
     parts = []
-    for rank, level in enumerate(LEVELS):
-        keys = pa.array(lines[f"key_{level}"].astype("string").array)
-        if is_unique:
-            found = pc.fill_null(pc.index_in(keys, value_set=texts, skip_nulls=True), -1).to_numpy(zero_copy_only=False)
-            row, where = np.flatnonzero(found >= 0), found[found >= 0]
-        else:  # one identifier naming two lines (not what a store holds): every pair
-            pairs = pd.DataFrame({"row": np.arange(len(keys)), "identifier": keys.to_pandas()}).dropna().merge(
-                pd.DataFrame({"identifier": texts.to_pandas(), "where": np.arange(len(texts))}), on="identifier")
-            row, where = pairs["row"].to_numpy(dtype="int64"), pairs["where"].to_numpy(dtype="int64")
+    for rank in range(len(LEVELS)):
+        rows = np.flatnonzero(row_codes[rank] >= 0)
+        wanted = row_codes[rank][rows]
+        first = np.searchsorted(sorted_codes, wanted, side="left")
+        count = np.searchsorted(sorted_codes, wanted, side="right") - first
+        # each row once per stored occurrence of its identifier
+        within = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        where = positions[np.repeat(first, count) + within]
+        rows = np.repeat(rows, count)
         same_level = stored_rank[where] == rank
-        parts.append((row[same_level], stored_pk[where[same_level]], np.full(int(same_level.sum()), rank)))
+        parts.append((rows[same_level], stored_pk[where[same_level]], np.full(int(same_level.sum()), rank)))
     return tuple(np.concatenate([part[i] for part in parts]).astype("int64") for i in range(3))
 
 
