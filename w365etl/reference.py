@@ -41,8 +41,19 @@ def name_key(names: pd.Series) -> pd.Series:
     """How names are compared (SPEC §2.2): case-insensitive, whitespace collapsed."""
     text = names.astype("string")
     arrow = pc.replace_substring_regex(text.array.__arrow_array__(), WHITESPACE_RE2, " ")
-    collapsed = pd.Series(pd.arrays.ArrowStringArray(arrow), index=names.index, name=names.name)
-    return collapsed.str.strip(" ").str.casefold()
+    arrow = pc.utf8_trim(arrow, " ")
+    # ASCII names (nearly all) are case-folded in Arrow — for ASCII, casefold is lower; the
+    # others go through Python's str.casefold (ß → ss, İ → i̇ …), one per distinct name
+    folded = pc.if_else(pc.string_is_ascii(arrow), pc.ascii_lower(arrow), arrow)
+    collapsed = pd.Series(pd.arrays.ArrowStringArray(folded), index=names.index, name=names.name)
+    others = collapsed.notna() & ~pd.Series(pc.string_is_ascii(folded).to_numpy(zero_copy_only=False),
+                                            index=names.index).fillna(True).astype(bool)
+    if others.any():
+        collapsed = collapsed.astype(object)
+        distinct = collapsed[others].drop_duplicates()
+        collapsed[others] = collapsed[others].map(dict(zip(distinct, (name.casefold() for name in distinct))))
+        collapsed = collapsed.astype("string")
+    return collapsed
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

@@ -35,7 +35,8 @@ def issues_for(
     value: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Issue rows for the lines selected by ``mask`` (vectorised: one call per rule)."""
-    selected = lines.loc[mask]
+    # only the columns an issue shows: a plan's lines have ~90 columns, a rule may pick most rows
+    selected = lines.loc[mask, list(dict.fromkeys(["line_index", *([field] if field in lines.columns else [])]))]
     if selected.empty:
         return empty_issues()
     if value is None:
