@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from w365etl.amounts import MONEY_TYPE, QUANTITY_TYPE, decimals_from_text, decimals_to_text
 from w365etl.reference import WHITESPACE_RE2, name_key
+from w365etl.report.cells import _REPLACEMENT, xlsx_text, xlsx_text_column
 
 
 def test_the_re2_whitespace_class_is_exactly_pythons_isspace():
@@ -69,3 +70,29 @@ def _plain(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+# --------------------------------------------------------------------------------------------
+# xlsx cell text (SPEC §5 reports): the column function, in Arrow, is the per-value one
+
+
+def test_xlsx_text_column_treats_every_code_point_as_xlsx_text_does():
+    points = [chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF]
+    series = pd.Series([f"a{point}b" for point in points], dtype="string")
+    got = xlsx_text_column(series).tolist()
+    differing = [hex(ord(point)) for point, value in zip(points, got) if value != xlsx_text(f"a{point}b")]
+    assert differing == []
+    replaced = [point for point, value in zip(points, got) if value == f"a{_REPLACEMENT}b" and point != _REPLACEMENT]
+    assert len(replaced) == 31  # 29 C0 controls (not tab, LF, CR) + U+FFFE + U+FFFF
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(st.sampled_from(list("ab\r\n\x00\x0b\ufffe\uffff\ufffd é\t")), max_size=10)),
+                max_size=20))
+def test_xlsx_text_column_equals_xlsx_text_value_by_value(values):
+    series = pd.Series(values, dtype="string", index=range(7, 7 + len(values)))
+    got = xlsx_text_column(series)
+    assert list(got.index) == list(series.index)
+    # an empty cell stays empty (NA), as the writer leaves it blank
+    expected = [None if value is None or value == "" else xlsx_text(value) for value in values]
+    assert [None if pd.isna(value) else value for value in got] == expected

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from w365etl.amounts import MONEY_SCALE, decimals_to_text
 
@@ -37,6 +38,8 @@ _SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 CELL_TEXT_MAX = 32_767
 #: Characters that XML 1.0 (and so xlsx) cannot hold; tab, LF and CR are allowed.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: the same class in RE2 syntax (Arrow's regex engine); a unit test checks every code point
+XML_ILLEGAL_RE2 = r"[\x{00}-\x{08}\x{0b}\x{0c}\x{0e}-\x{1f}\x{fffe}\x{ffff}]"
 _REPLACEMENT = "\ufffd"
 
 EMPTY_SHEET_TEXT = "(none)"
@@ -213,8 +216,11 @@ def xlsx_text(value: str) -> str:
 
 
 def xlsx_text_column(values: pd.Series) -> pd.Series:
+    """``xlsx_text`` for a whole column, in Arrow: one regex pass in C++, not a Python ``re``
+    call per cell (half a million exception rows in a report)."""
     text = values.astype("string")
-    text = text.str.replace(_XML_ILLEGAL, _REPLACEMENT, regex=True)
+    arrow = pc.replace_substring_regex(text.array.__arrow_array__(), XML_ILLEGAL_RE2, _REPLACEMENT)
+    text = pd.Series(pd.arrays.ArrowStringArray(arrow), index=values.index, name=values.name)
     text = text.str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
     return text.str.slice(0, CELL_TEXT_MAX).mask((text == "").fillna(False).astype(bool))
 
