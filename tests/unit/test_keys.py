@@ -272,3 +272,27 @@ def test_r6_the_vectorised_match_is_the_rule_applied_row_by_row(rows, stored):
 
     assert got.index.equals(frame.index)
     assert [None if pd.isna(value) else int(value) for value in got] == _r6_by_hand(rows, stored)
+
+
+_key_text = st.text(st.sampled_from(list("ab|\x1f \n\u00e9\u2028")), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), _key_text), st.one_of(st.none(), _key_text),
+                          st.one_of(st.none(), _key_text)), min_size=1, max_size=8))
+def test_r6_the_display_key_is_the_strongest_identifier_after_its_level_prefix(keyed):
+    index = pd.RangeIndex(5, 5 + len(keyed))
+    frame = pd.DataFrame({
+        **{f"key_{level}": pd.Series([None if row[i] is None else f"{level}{SEP}{row[i]}" for row in keyed],
+                                     dtype="string", index=index) for i, level in enumerate(keys.LEVELS)},
+        "file_path": "orders.csv", "row_number": pd.Series(range(2, 2 + len(keyed)), index=index),
+    })
+
+    shown = keys.display_key(frame)
+
+    expected = []
+    for position, row in enumerate(keyed):
+        strongest = next((value for value in row if value is not None), None)
+        expected.append(f"row orders.csv:{2 + position}" if strongest is None else strongest.replace(SEP, " | "))
+    assert list(shown.index) == list(index)
+    assert shown.tolist() == expected

@@ -52,8 +52,10 @@ def add_line_identifiers(lines: pd.DataFrame) -> pd.DataFrame:
 
 def display_key(lines: pd.DataFrame) -> pd.Series:
     """The key a person reads in reports: the strongest identifier, without the level prefix."""
-    strongest = lines["key_guid"].fillna(lines["key_number"]).fillna(lines["key_content"])
-    readable = strongest.str.split(_SEP, n=1).str[1].str.replace(_SEP, " | ", regex=False)
+    strongest = lines["key_guid"].fillna(lines["key_number"]).fillna(lines["key_content"]).astype("string")
+    # what follows the level prefix, in Arrow (a million keys: no Python list per key)
+    rest = pc.struct_field(pc.extract_regex(strongest.array.__arrow_array__(), r"(?s)^[^\x1f]*\x1f(?P<rest>.*)$"), [0])
+    readable = pd.Series(pd.arrays.ArrowStringArray(pc.replace_substring(rest, _SEP, " | ")), index=lines.index)
     # rows with no order number and no GUID still need a unique, stable label
     fallback = "row " + lines["file_path"].astype("string") + ":" + lines["row_number"].astype("string")
     return readable.fillna(fallback).astype("string")
