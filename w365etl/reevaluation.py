@@ -24,14 +24,20 @@ from w365etl.columns import is_in
 PAYLOAD_COLUMNS = tuple(column for column in LINE_COLUMNS if column != "line_index")
 
 
-def payloads(lines: pd.DataFrame) -> pd.Series:
-    """One JSON text per line: its normalised content, exact (decimals as text)."""
-    if lines.empty:
-        return pd.Series(dtype="string", index=lines.index)
+def payload_values(lines: pd.DataFrame) -> pd.DataFrame:
+    """The values a payload keeps: the normalised columns, Arrow decimals as exact text."""
     frame = lines[list(PAYLOAD_COLUMNS)].copy()
     for column in frame.columns:
         if isinstance(frame[column].dtype, pd.ArrowDtype):
             frame[column] = frame[column].astype("string")
+    return frame
+
+
+def payloads(lines: pd.DataFrame) -> pd.Series:
+    """One JSON text per line: its normalised content, exact (decimals as text)."""
+    if lines.empty:
+        return pd.Series(dtype="string", index=lines.index)
+    frame = payload_values(lines)
     records = frame.to_json(orient="records", lines=True, date_format="iso", force_ascii=False)
     # one record per "\n" (JSON escapes it inside values) — not str.splitlines, which also
     # breaks at U+0085, U+2028 and the like that a cell may hold unescaped

@@ -3,11 +3,11 @@
 - ``w365etl db upgrade`` builds an empty database; ``w365etl db current`` then shows head.
 - The initial revision is exactly the models: no autogenerate difference, and the same tables,
   columns, types, keys and indexes as ``create_all`` made before migrations existed.
-- Data survives: a database built at the initial revision and populated by a real run keeps
-  every row through ``upgrade head``, and so does a database built by ``create_all`` before
-  migrations (adopted: checked, stamped, upgraded). There is one revision so far — no schema
-  change has been needed — so ``upgrade head`` from the initial revision exercises the path
-  (version check, lock, transaction) without running a step; a second revision will run one.
+- Data survives: a populated database at the initial revision keeps every row through
+  ``upgrade head`` — which runs 0002 (``lines.row_digest``) on it — and so does a database
+  built by ``create_all`` before migrations (adopted: checked, stamped, upgraded). Both are
+  made by a real run at head taken back to the initial schema (``downgrade``, or the column
+  dropped by hand), since a run needs the current schema.
 - A run never creates or alters a PostgreSQL schema: against an empty or un-upgraded one it
   exits 2 telling the user to run ``w365etl db upgrade``. The embedded SQLite upgrades itself.
 """
@@ -73,6 +73,15 @@ def _counts(url: str) -> dict[str, int]:
                   for table in t.Base.metadata.sorted_tables}
     engine.dispose()
     return counts
+
+
+def _downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    engine = create_store_engine(url)
+    with engine.begin() as connection:
+        command.downgrade(migrations.alembic_config(connection=connection), revision)
+    engine.dispose()
 
 
 def _shape(url: str) -> dict:
@@ -187,12 +196,15 @@ def _orders(tmp_path):
 def test_a_populated_database_at_the_initial_revision_keeps_every_row_through_upgrade_head(
         empty_db_url, run_flow, tmp_path):
     engine = create_store_engine(empty_db_url)
-    migrations.upgrade(engine, migrations.INITIAL_REVISION)
+    migrations.upgrade(engine)
     engine.dispose()
     first = run_flow(empty_db_url, [_orders(tmp_path)])
     assert first["lines"]["provisioned"] == 3 and first["lines"]["held"] == 1
     before = _counts(empty_db_url)
     assert before["subscriptions"] == 2 and before["one_time_charges"] == 1 and before["line_identifiers"] > 0
+    _downgrade(empty_db_url, migrations.INITIAL_REVISION)  # the populated database as 0001 left it
+    assert "row_digest" not in [name for name, _, _ in _shape(empty_db_url)["lines"][0]]
+    assert not _status(empty_db_url).is_current and _counts(empty_db_url) == before
 
     upgraded = db("upgrade", "--db", empty_db_url)
     assert upgraded.exit_code == 0, upgraded.output
@@ -214,6 +226,7 @@ def test_a_database_built_before_migrations_is_adopted_with_every_row(empty_db_u
     engine = create_store_engine(empty_db_url)
     with engine.begin() as connection:
         connection.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
+        connection.execute(text("ALTER TABLE lines DROP COLUMN row_digest"))  # added by 0002
     engine.dispose()
     assert _status(empty_db_url).is_legacy
     assert "before migrations" in db("current", "--db", empty_db_url).output
@@ -291,8 +304,11 @@ def test_the_embedded_sqlite_database_upgrades_itself_on_first_use(tmp_path):
     _drop_alembic = create_store_engine(url)
     with _drop_alembic.begin() as connection:
         connection.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
+        connection.execute(text("ALTER TABLE lines DROP COLUMN row_digest"))  # the schema as it was then
     _drop_alembic.dispose()
-    SqlStore(url, create_schema=False).dispose()  # a dry run reads it as it is, writes nothing
+    # a dry run writes nothing: a schema older than the code is refused, and left as it is
+    with pytest.raises(StoreUnavailable, match="w365etl db upgrade"):
+        SqlStore(url, create_schema=False)
     assert _status(url).is_legacy
     SqlStore(url).dispose()
     assert _status(url).is_current

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, create_engine, event, func, select, update
 from sqlalchemy import bindparam, insert, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,7 +43,7 @@ from w365etl.domain import keys as line_keys
 from w365etl.execute import REQUEST_SOURCE_COLUMNS
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
 from w365etl.failpoints import failpoint
-from w365etl.reevaluation import PAYLOAD_COLUMNS, payloads
+from w365etl.reevaluation import PAYLOAD_COLUMNS, payload_values, payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.plan import Plan, StoredState, empty_state
 from w365etl.reference import name_key
@@ -137,6 +138,44 @@ def _found_identifiers(hits: np.ndarray, keys: pd.DataFrame) -> tuple[pd.DataFra
     unsettled = hits[~settled]
     open_lines = np.unique(unsettled[:, 1::2][unsettled[:, 1::2] >= 0]) if len(unsettled) else np.empty(0, dtype="int64")
     return found, open_lines
+
+
+#: what a row's digest leaves out: who last saw it, and the digest itself
+_UNDIGESTED = ("last_run_id", "updated_at", "payload", "row_digest")
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _row_digests(lines: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
+    """A 64-bit digest of what each held, skipped or rejected line's row holds apart from who
+    last saw it — its columns, and for a held line the content its payload keeps; NA for
+    planned and already provisioned lines (a provider's answer, or nothing, is written to them).
+
+    Values are hashed as text (``pandas.util.hash_pandas_object``, fixed key), so a digest is
+    the same in every run for the same values. A digest that differs for the same values (a
+    pandas upgrade) only costs a rewrite; equal digests for different values would need a
+    64-bit collision."""
+    digest = pd.Series(pd.NA, index=lines.index, dtype="Int64")
+    waiting = ~lines["bucket"].isin([PLANNED, ALREADY_PROVISIONED])
+    if not waiting.any():
+        return digest
+    columns = rows.loc[waiting, [name for name in rows.columns if name not in _UNDIGESTED]].astype("string")
+    hashed = pd.util.hash_pandas_object(columns, index=False).to_numpy().copy()
+    held = (lines.loc[waiting, "bucket"] == HELD).to_numpy()
+    if held.any():
+        content = payload_values(lines.loc[waiting].loc[held, list(PAYLOAD_COLUMNS)]).astype("string")
+        with np.errstate(over="ignore"):  # wrapping 64-bit arithmetic is the point
+            hashed[held] = hashed[held] * _MIX ^ pd.util.hash_pandas_object(content, index=False).to_numpy()
+    digest.loc[waiting] = hashed.view("int64")
+    return digest
+
+
+def _holds_already(lines: pd.DataFrame, digests: pd.Series) -> pd.Series:
+    """Stored lines whose row holds exactly what this run would write (status and digest as
+    read by load-state, which is current); False where unknown."""
+    if "stored_row_digest" not in lines.columns:
+        return pd.Series(False, index=lines.index)
+    same = (lines["stored_status"] == lines["bucket"]) & (lines["stored_row_digest"] == digests)
+    return same.fillna(False).astype(bool)
 
 
 def create_store_engine(url: str) -> Engine:
@@ -532,7 +571,7 @@ class SqlStore:
         identical re-run every row is settled: one key lookup per identifier, no second query.
         """
         no_lines = pd.DataFrame({"line_pk": pd.Series(dtype="int64"), "status": pd.Series(dtype="string"),
-                                 "content_signature": pd.Series(dtype="string")})
+                                 "content_signature": pd.Series(dtype="string"), "row_digest": pd.Series(dtype="Int64")})
         key_columns = [f"key_{level}" for level in line_keys.LEVELS]
         # a database that has stored no line yet (a first run) has nothing to match
         if (lines.empty or not lines[key_columns].notna().to_numpy().any()
@@ -582,8 +621,15 @@ class SqlStore:
             })], ignore_index=True)
         stored = None
         if with_lines:
-            stored = _driver_frame(connection, "SELECT l.line_pk, l.status, l.content_signature FROM tmp_matched_lines m "
-                                   "CROSS JOIN lines l WHERE l.line_pk = m.line_pk", ["line_pk", "status", "content_signature"])
+            # the digest comes as text: a column of 64-bit integers with NULLs would pass through
+            # float64 in a frame and lose its low bits; Arrow parses the text exactly
+            stored = _driver_frame(connection, "SELECT l.line_pk, l.status, l.content_signature, "
+                                   "CAST(l.row_digest AS TEXT) FROM tmp_matched_lines m CROSS JOIN lines l "
+                                   "WHERE l.line_pk = m.line_pk", ["line_pk", "status", "content_signature", "row_digest"])
+            if not stored.empty:
+                stored["row_digest"] = pd.Series(pa.array(stored["row_digest"], type=pa.string(), from_pandas=True)
+                                                 .cast(pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get),
+                                                 index=stored.index)
         matched.drop(connection)
         return (found, stored if not stored.empty else no_lines) if with_lines else found
 
@@ -721,9 +767,12 @@ class SqlStore:
         if statuses is None:
             matched = current.dropna().astype("int64").drop_duplicates().tolist()
             statuses = self._select_in(connection, select(t.Line.line_pk, t.Line.status), t.Line.line_pk, matched)
-        status = current.map(statuses.set_index("line_pk")["status"]).astype("string")
+        by_pk = statuses.set_index("line_pk")
+        status = current.map(by_pk["status"]).astype("string")
         taken = (lines["bucket"] == PLANNED) & (status == PROVISIONED).fillna(False)
         lines = lines.assign(stored_line_pk=current.where(current.notna(), lines["stored_line_pk"]).astype("Int64"))
+        if is_current and "row_digest" in by_pk.columns:  # what the row holds now: it may be left as it is
+            lines = lines.assign(stored_status=status, stored_row_digest=current.map(by_pk["row_digest"]).astype("Int64"))
         if taken.any():
             lines.loc[taken, "bucket"] = ALREADY_PROVISIONED
             lines.loc[taken, "bucket_reason"] = pd.NA
@@ -828,24 +877,38 @@ class SqlStore:
         # for one slice only, not for a million lines at once
         for start in range(0, len(lines), STORE_SLICE_LINES):
             part = slice(start, start + STORE_SLICE_LINES)
-            values = self._line_rows(run_id, lines.iloc[part], now)
+            chunk = lines.iloc[part]
+            values = self._line_rows(run_id, chunk, now)
             is_new, is_updating = new.iloc[part], updating.iloc[part]
+            # a held, skipped or rejected line whose row already holds exactly these values
+            # (same status, same digest; load-state's read is current) is only marked seen by
+            # this run: an identical re-run rewrites neither its row nor its payload
+            is_seen = is_updating & _holds_already(chunk, values["row_digest"])
+            is_written = is_new | (is_updating & ~is_seen)
+            waits = is_written & (chunk["bucket"] == HELD)
+            # a held line comes back by itself; a planned one only if the provider refuses it
+            # (record_results then stores its content)
+            values["payload"] = payloads(chunk.loc[waits, list(PAYLOAD_COLUMNS)]).reindex(chunk.index)
             if is_new.any():
                 bulk_sql.insert_frame(connection, t.Line.__table__,
                                       values[is_new].assign(line_pk=line_pk.iloc[part][is_new].astype("int64")))
-            if is_updating.any():
+            rewritten = is_updating & ~is_seen
+            if rewritten.any():
                 bulk_sql.update_frame(connection, t.Line.__table__,
-                                      values[is_updating].assign(line_pk=stored_pk.iloc[part][is_updating].astype("int64")),
+                                      values[rewritten].assign(line_pk=stored_pk.iloc[part][rewritten].astype("int64")),
                                       key="line_pk", where_sql=f"status <> '{PROVISIONED}'")
+            if is_seen.any():
+                bulk_sql.update_frame(connection, t.Line.__table__, pd.DataFrame({
+                    "last_run_id": run_id, "updated_at": now,
+                    "line_pk": stored_pk.iloc[part][is_seen].astype("int64")}),
+                    key="line_pk", where_sql=f"status <> '{PROVISIONED}'")
         return lines.assign(line_pk=line_pk.astype("Int64"))
 
     @staticmethod
     def _line_rows(run_id: str, lines: pd.DataFrame, now) -> pd.DataFrame:
-        """The ``lines`` table's columns for these plan lines."""
-        # a held line comes back by itself; a planned one only if the provider refuses it
-        # (record_results then stores its content)
-        waits = lines["bucket"] == HELD
-        return pd.DataFrame({
+        """The ``lines`` table's columns for these plan lines (the payload is added by the caller,
+        for the rows it writes) and each row's ``row_digest``."""
+        rows = pd.DataFrame({
             "line_key": lines["line_key"],
             "order_number": lines["order_number"],
             "customer_pk": lines["customer_pk"],
@@ -866,10 +929,9 @@ class SqlStore:
             "term_duration": lines["effective_term_duration"],
             "billing_frequency": lines["effective_billing_frequency"],
             "provider_sku": lines["catalog_provider_sku"],
-            # what a later run needs to re-evaluate the line without its file
-            "payload": payloads(lines.loc[waits, list(PAYLOAD_COLUMNS)]).reindex(lines.index),
             "updated_at": now,
         }, index=lines.index)
+        return rows.assign(row_digest=_row_digests(lines, rows))
 
     def _store_identifiers(self, connection: Connection, lines: pd.DataFrame) -> None:
         parts = []

@@ -12,7 +12,7 @@ import datetime as dt
 from decimal import Decimal
 
 from sqlalchemy import (
-    Boolean, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text,
+    BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -168,6 +168,9 @@ class Line(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    #: digest of the row's values apart from who last saw it (held/skipped/rejected lines; NULL
+    #: = unknown): an identical re-run marks such a line seen instead of rewriting it
+    row_digest: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LineIdentifier(Base):
