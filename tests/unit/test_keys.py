@@ -205,14 +205,6 @@ def test_r6_the_content_signature_names_the_catalog_product_found_by_name():
     assert keys.line_content_signature(frame).tolist() == [f"{f.SUPPORT}|2|10"]
 
 
-def test_r6_identifiers_long_lists_every_identifier_a_line_has():
-    frame = _keyed(f.line(line_id=G1), f.line(line_number=None)).assign(ref=[1, 2])
-
-    long = keys.identifiers_long(frame, "ref")
-
-    assert sorted(zip(long["ref"], long["level"])) == [(1, "content"), (1, "guid"), (1, "number"), (2, "content")]
-
-
 def test_r6_a_plan_of_lines_keyed_beforehand_is_the_plan_of_the_raw_lines():
     """The flow keys the lines once (to ask the store) and hands them to the plan as they are."""
     raw = f.lines_frame([f.line(), f.line(product_number=f.SETUP), f.line(line_id=None, line_number=None)])

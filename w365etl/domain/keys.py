@@ -71,20 +71,6 @@ def find_duplicate_lines(lines: pd.DataFrame) -> pd.Series:
     return by_guid | by_number
 
 
-def identifiers_long(lines: pd.DataFrame, ref_column: str) -> pd.DataFrame:
-    """One row per (line, identifier): columns ``ref_column``, ``level``, ``identifier``."""
-    parts = []
-    for level in LEVELS:
-        column = f"key_{level}"
-        present = lines[column].notna()
-        part = pd.DataFrame(
-            {ref_column: lines.loc[present, ref_column].to_numpy(), "level": level,
-             "identifier": lines.loc[present, column].to_numpy()}
-        )
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
-
-
 def match_stored_lines(lines: pd.DataFrame, stored_identifiers: pd.DataFrame) -> pd.Series:
     """The stored ``line_pk`` each row is the same line as, or NA (R6).
 
