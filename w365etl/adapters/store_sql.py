@@ -523,8 +523,8 @@ class SqlStore:
 
     def _customer_rows(self, connection: Connection, table: str, columns: tuple[str, ...],
                        customer_pks: list[int] | None, *, where_sql: str = "") -> pd.DataFrame:
-        """``columns`` of ``table``'s rows (aliased ``x``) of these customers — every customer's
-        with None — read through the driver: a partition's hundred thousand subscriptions cost
+        """``columns`` of ``table``'s rows (aliased ``x``) of these customers (``None``: of every
+        customer), read through the driver: a partition's hundred thousand subscriptions cost
         no per-value processing by SQLAlchemy (timestamps and exact decimals are converted
         here, a column at a time). The customers go to a temporary table, not ``IN`` lists."""
         where = [where_sql] if where_sql else []
