@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, Table
+from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, Table, Text
 from sqlalchemy.engine import Connection
 
 from w365etl.adapters.tables import ExactDecimal
@@ -120,11 +120,8 @@ def update_frame(connection: Connection, table: Table, frame: pd.DataFrame, *, k
     target = connection.dialect.identifier_preparer.format_table(table)
     if (len(frame) > 1 and pd.api.types.is_integer_dtype(frame[key].dtype) and frame[key].notna().all()
             and all(frame[name].nunique(dropna=False) == 1 for name in values)):
-        keys = Table("tmp_update_keys", MetaData(), Column("key_value", Integer, primary_key=True, autoincrement=False),
-                     prefixes=["TEMPORARY"])
-        keys.create(connection, checkfirst=True)
-        connection.execute(keys.delete())
-        insert_frame(connection, keys, pd.DataFrame({"key_value": np.sort(frame[key].astype("int64").unique())}))
+        keys = temporary_table(connection, "tmp_update_keys",
+                               pd.DataFrame({"key_value": np.sort(frame[key].astype("int64").unique())}))
         first = frame.iloc[:1]
         constants = tuple(driver_column(first[name], table.c[name].type, connection.dialect)[0] for name in values)
         connection.exec_driver_sql(f"UPDATE {target} SET {assignments} WHERE {_names(connection, [key])[0]} IN "
@@ -135,6 +132,20 @@ def update_frame(connection: Connection, table: Table, frame: pd.DataFrame, *, k
     for chunk in _row_chunks(connection, table, frame[values + [key]]):
         connection.exec_driver_sql(statement, chunk)
     return len(frame)
+
+
+def temporary_table(connection: Connection, name: str, frame: pd.DataFrame) -> Table:
+    """A temporary table ``name`` holding ``frame``'s rows (emptied first if this connection
+    already has it): integer columns as INTEGER, the others as TEXT, the first column the
+    primary key. Drop it with ``.drop(connection)`` when done."""
+    columns = [Column(column, Integer if pd.api.types.is_integer_dtype(frame[column].dtype) else Text,
+                      primary_key=position == 0, autoincrement=False)
+               for position, column in enumerate(frame.columns)]
+    table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
+    table.create(connection, checkfirst=True)
+    connection.execute(table.delete())
+    insert_frame(connection, table, frame)
+    return table
 
 
 def reserve_primary_keys(connection: Connection, table: Table, count: int) -> list[int]:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy import bindparam, insert, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
@@ -530,11 +530,8 @@ class SqlStore:
         where = [where_sql] if where_sql else []
         source = f"{table} x"
         if customer_pks is not None:
-            keys = Table("tmp_read_customers", MetaData(), Column("customer_pk", Integer, primary_key=True,
-                                                                   autoincrement=False), prefixes=["TEMPORARY"])
-            keys.create(connection, checkfirst=True)
-            connection.execute(keys.delete())
-            bulk_sql.insert_frame(connection, keys, pd.DataFrame({"customer_pk": np.unique(np.asarray(customer_pks, dtype="int64"))}))
+            keys = bulk_sql.temporary_table(connection, "tmp_read_customers", pd.DataFrame(
+                {"customer_pk": np.unique(np.asarray(customer_pks, dtype="int64"))}))
             # CROSS JOIN: SQLite starts from the few chosen customers and looks each one's rows up
             # by the customer index (it takes the join order as written)
             source = f"tmp_read_customers k CROSS JOIN {table} x"
@@ -577,12 +574,9 @@ class SqlStore:
         if (lines.empty or not lines[key_columns].notna().to_numpy().any()
                 or connection.exec_driver_sql("SELECT 1 FROM line_identifiers LIMIT 1").first() is None):
             return (pd.DataFrame(), no_lines) if with_lines else pd.DataFrame()
-        run_rows = Table("tmp_run_rows", MetaData(), Column("row_number", Integer, primary_key=True, autoincrement=False),
-                         *(Column(name, Text) for name in key_columns), prefixes=["TEMPORARY"])
-        run_rows.create(connection, checkfirst=True)
-        connection.execute(run_rows.delete())
         keys = lines[key_columns].reset_index(drop=True)
-        bulk_sql.insert_frame(connection, run_rows, keys.assign(row_number=np.arange(len(keys), dtype="int64")))
+        run_rows = bulk_sql.temporary_table(connection, "tmp_run_rows", pd.DataFrame(
+            {"row_number": np.arange(len(keys), dtype="int64"), **{name: keys[name] for name in key_columns}}))
         if self.dialect == "postgresql":  # a fresh temporary table has no statistics: plan the joins on real ones
             connection.exec_driver_sql("ANALYZE tmp_run_rows")
         ranks = " ".join(f"WHEN '{level}' THEN {rank}" for rank, level in enumerate(line_keys.LEVELS))
@@ -610,14 +604,9 @@ class SqlStore:
         found, open_lines = _found_identifiers(hits, keys)
         if found.empty:
             return (found, no_lines) if with_lines else found
-        matched = Table("tmp_matched_lines", MetaData(), Column("line_pk", Integer, primary_key=True,
-                                                                 autoincrement=False),
-                        Column("is_open", Integer), prefixes=["TEMPORARY"])
-        matched.create(connection, checkfirst=True)
-        connection.execute(matched.delete())
         line_pks = np.unique(found["line_pk"].to_numpy(dtype="int64"))
-        bulk_sql.insert_frame(connection, matched, pd.DataFrame({
-            "line_pk": line_pks, "is_open": np.isin(line_pks, open_lines).astype("int64")}))
+        matched = bulk_sql.temporary_table(connection, "tmp_matched_lines", pd.DataFrame(
+            {"line_pk": line_pks, "is_open": np.isin(line_pks, open_lines).astype("int64")}))
         if self.dialect == "postgresql":
             connection.exec_driver_sql("ANALYZE tmp_matched_lines")
         if len(open_lines):
