@@ -11,6 +11,14 @@ own process so that peak RSS is the process's own (``os.wait4``):
   (no network), reports written.
 - **re-run** — the identical file again on the same database: every line is read and matched
   (already provisioned, skipped, held… — nothing is skipped by file hash, that is the inbox's rule).
+- **store floor** — what storing the run's results costs at the least, measured after each
+  run: the rows it left in its database, read beforehand (not timed), written back by one
+  ``executemany`` per table into the same schema (its tables, indexes and foreign keys, the
+  store's pragmas) in one transaction. For the run: every row into an empty database; for the
+  re-run: the rows it added under its run id (outcomes, exceptions, its run and file rows) into
+  a copy of the database as the run left it (the lines it marked seen are not counted, so this
+  is a lower bound). ``store floor / floor`` is the least run / floor any code keeping this data
+  model could reach on this machine.
 
 - **bounded memory** — one run of a 10 M-line export (partitioned, ``partition_lines``), its
   peak RSS against 4 GB; no floor (the floor script would hold 10 M rows as Python strings)
@@ -61,6 +69,55 @@ with connection:
     connection.executemany(f"insert into export_rows values ({', '.join('?' * len(columns))})", rows)
 connection.close()
 print(len(rows))
+"""
+
+#: the least it costs to store what a run stored: its rows, read beforehand from the run's own
+#: database, written back by ``executemany`` into the same schema (tables, indexes, foreign keys,
+#: the store's pragmas) in one transaction. ``fresh``: every row into an empty database (a
+#: first run); ``added``: the rows a later run added under its ``run_id`` into a copy of the
+#: database as the earlier run left it (an identical re-run). Prints JSON: seconds and rows.
+STORE_FLOOR_SCRIPT = r"""
+import json, sqlite3, sys, time
+mode, source, target = sys.argv[1], sys.argv[2], sys.argv[3]
+run_id = sys.argv[4] if len(sys.argv) > 4 else None
+read = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+objects = read.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+                       "AND name NOT LIKE 'sqlite_%' ORDER BY rowid").fetchall()
+tables = [name for kind, name, _ in objects if kind == "table"]
+batches = []
+for table in tables:
+    columns = [row[1] for row in read.execute(f'PRAGMA table_info("{table}")')]
+    if mode == "added":
+        if "run_id" not in columns:
+            continue
+        rows = read.execute(f'SELECT * FROM "{table}" WHERE run_id = ? ORDER BY rowid', (run_id,)).fetchall()
+    else:
+        order = "" if read.execute("SELECT 1 FROM sqlite_master WHERE name = ? AND sql LIKE '%WITHOUT ROWID%'",
+                                   (table,)).fetchone() else " ORDER BY rowid"
+        rows = read.execute(f'SELECT * FROM "{table}"{order}').fetchall()
+    if rows:
+        batches.append((table, len(columns), rows))
+read.close()
+write = sqlite3.connect(target, isolation_level=None)
+for pragma in ("foreign_keys=ON", "journal_mode=WAL", "busy_timeout=60000", "cache_size=-262144", "temp_store=MEMORY"):
+    write.execute(f"PRAGMA {pragma}")
+if mode == "fresh":
+    for _, _, sql in objects:
+        write.execute(sql)
+started = time.perf_counter()
+write.execute("BEGIN IMMEDIATE")
+table_seconds = {}
+for table, width, rows in batches:
+    begun = time.perf_counter()
+    write.executemany(f'INSERT INTO "{table}" VALUES ({", ".join("?" * width)})', rows)
+    table_seconds[table] = round(time.perf_counter() - begun, 2)
+begun = time.perf_counter()
+write.execute("COMMIT")
+table_seconds["(commit)"] = round(time.perf_counter() - begun, 2)
+seconds = time.perf_counter() - started
+write.close()
+print(json.dumps({"seconds": round(seconds, 2), "rows": {table: len(rows) for table, _, rows in batches},
+                  "table_seconds": table_seconds}))
 """
 
 SETTINGS = """db_url = "sqlite:///{db}"
@@ -138,9 +195,17 @@ def measure_size(lines: int, root: Path, env: dict[str, str], log=print) -> dict
     first = _run(work, export, reference, env)
     log(f"    run     {first['seconds']:7.1f} s  peak {first['peak_rss_gb']:.2f} GB  "
         f"= {first['seconds'] / floor['seconds']:.2f}× floor")
+    database = work / "w365etl.sqlite"
+    as_left = work / "as_left.sqlite"
+    _copy_database(database, as_left)  # for the re-run's store floor, before the re-run changes it
+    stored = _store_floor("fresh", database, work / "store_floor.sqlite", env)
+    log(f"    store floor, run     {stored['seconds']:7.1f} s  ({sum(stored['rows'].values()):,} rows)")
     again = _run(work, export, reference, env)
     log(f"    re-run  {again['seconds']:7.1f} s  peak {again['peak_rss_gb']:.2f} GB  "
         f"= {again['seconds'] / floor['seconds']:.2f}× floor")
+    added = _store_floor("added", database, as_left, env, again.get("summary", {}).get("run_id"))
+    log(f"    store floor, re-run  {added['seconds']:7.1f} s  ({sum(added['rows'].values()):,} rows)")
+    first["store_floor"], again["store_floor"] = stored, added
     for process in (floor, first, again):  # the figures, not this machine's paths and logs
         process.pop("stdout", None)
         process.pop("stderr", None)
@@ -150,6 +215,29 @@ def measure_size(lines: int, root: Path, env: dict[str, str], log=print) -> dict
                "run": first, "rerun": again}
     shutil.rmtree(work, ignore_errors=True)
     return figures
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    import sqlite3
+
+    target.unlink(missing_ok=True)
+    with sqlite3.connect(source) as read, sqlite3.connect(target) as write:
+        read.backup(write)
+    write.close()
+    read.close()
+
+
+def _store_floor(mode: str, source: Path, target: Path, env: dict[str, str], run_id: str | None = None) -> dict[str, Any]:
+    """``STORE_FLOOR_SCRIPT`` in its own process; its target database is removed afterwards."""
+    if mode == "added" and not run_id:
+        raise RuntimeError("the re-run wrote no summary: no run id to measure its store floor by")
+    process = run_process([sys.executable, "-c", STORE_FLOOR_SCRIPT, mode, str(source), str(target),
+                           *([run_id] if run_id else [])], env=env)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    if process["returncode"] != 0:
+        raise RuntimeError(f"store floor ({mode}) failed:\n{process['stderr']}")
+    return json.loads(process["stdout"].strip().splitlines()[-1])
 
 
 def measure_bounded(lines: int, root: Path, env: dict[str, str], log=print) -> dict[str, Any]:
@@ -202,7 +290,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     finally:
         server.stop()
     columns = ["lines", "export (MB)", "floor (s)", "run (s)", "run / floor", "re-run (s)", "re-run / floor",
-               "peak RSS floor / run / re-run (GB)", "result"]
+               "store floor run / re-run (s)", "store floor / floor", "peak RSS floor / run / re-run (GB)", "result"]
     rows, notes = [], [f"Prefect's temporary server (a bare `w365etl run` with no `PREFECT_API_URL`) adds "
                        f"{startup['seconds']:.1f} s per process on this machine (trivial flow)."]
     passed = True
@@ -213,18 +301,29 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         passed = passed and ok
         rows.append([f"{figures['lines']:,}", figures["export_mb"], floor, first["seconds"],
                      f"{first['seconds'] / floor:.2f}×", again["seconds"], f"{again['seconds'] / floor:.2f}×",
+                     f"{first['store_floor']['seconds']} / {again['store_floor']['seconds']}",
+                     f"{first['store_floor']['seconds'] / floor:.2f}× / {again['store_floor']['seconds'] / floor:.2f}×",
                      f"{figures['floor']['peak_rss_gb']:.2f} / {first['peak_rss_gb']:.2f} / {again['peak_rss_gb']:.2f}",
                      "PASS" if ok else "FAIL"])
         notes.append(_stage_note(f"{figures['lines']:,} lines, run", first))
         notes.append(_stage_note(f"{figures['lines']:,} lines, re-run", again))
         lines_summary = first.get("summary", {}).get("lines", {})
         notes.append(f"{figures['lines']:,} lines, run outcome: " + ", ".join(f"{key} {value:,}" for key, value in lines_summary.items()))
+        for label, process in (("run", first), ("re-run", again)):
+            stored = process["store_floor"]
+            notes.append(f"{figures['lines']:,} lines, store floor of the {label}: {stored['seconds']} s for "
+                         f"{sum(stored['rows'].values()):,} rows ("
+                         + ", ".join(f"{table} {count:,}" for table, count in
+                                     sorted(stored["rows"].items(), key=lambda item: -item[1])[:6])
+                         + "; slowest: " + ", ".join(f"{table} {seconds} s" for table, seconds in
+                                                     sorted(stored["table_seconds"].items(), key=lambda item: -item[1])[:4])
+                         + f"); the {label} took {process['seconds'] / stored['seconds']:.1f}× its store floor")
     if bounded is not None:
         peak = bounded["run"]["peak_rss_gb"]
         ok = peak <= RSS_BAR_BOUNDED_GB and bounded["run"]["returncode"] in (0, 1)
         passed = passed and ok
         rows.append([f"{bounded['lines']:,}", bounded["export_mb"], "–", bounded["run"]["seconds"], "–", "–", "–",
-                     f"– / {peak:.2f} / –", ("PASS" if ok else "FAIL") + f" (RSS bar {RSS_BAR_BOUNDED_GB:g} GB)"])
+                     "–", "–", f"– / {peak:.2f} / –", ("PASS" if ok else "FAIL") + f" (RSS bar {RSS_BAR_BOUNDED_GB:g} GB)"])
         notes.append(_stage_note(f"{bounded['lines']:,} lines, run (partitioned; no floor, no re-run)", bounded["run"]))
         lines_summary = bounded["run"].get("summary", {}).get("lines", {})
         notes.append(f"{bounded['lines']:,} lines, run outcome: "
