@@ -10,10 +10,12 @@ over the stored copy: an order present in the run's files is taken from the file
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from w365etl.amounts import decimals_from_text
@@ -34,14 +36,45 @@ def payload_values(lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def payloads(lines: pd.DataFrame) -> pd.Series:
-    """One JSON text per line: its normalised content, exact (decimals as text)."""
+    """One JSON text per line: its normalised content, exact (decimals as text).
+
+    Built column by column in Arrow (each value becomes a JSON literal, then one element-wise
+    join per line): no Python object per value, about ten times faster than pandas' ``to_json``
+    for the few hundred thousand held lines of a big run. A payload is one line of text (JSON
+    escapes line breaks inside values), so payloads read back as JSON Lines."""
     if lines.empty:
         return pd.Series(dtype="string", index=lines.index)
     frame = payload_values(lines)
-    records = frame.to_json(orient="records", lines=True, date_format="iso", force_ascii=False)
-    # one record per "\n" (JSON escapes it inside values) — not str.splitlines, which also
-    # breaks at U+0085, U+2028 and the like that a cell may hold unescaped
-    return pd.Series(records.rstrip("\n").split("\n"), index=lines.index, dtype="string")
+    pieces: list[pa.Array | pa.Scalar] = []
+    for position, column in enumerate(frame.columns):
+        pieces.append(pa.scalar(("{" if position == 0 else ",") + json.dumps(column, ensure_ascii=False) + ":"))
+        pieces.append(_json_literals(frame[column]))
+    pieces.append(pa.scalar("}"))
+    records = pc.binary_join_element_wise(*pieces, pa.scalar(""))
+    return pd.Series(pd.arrays.ArrowStringArray(records), index=lines.index)
+
+
+#: the code points JSON allows only escaped inside a string (RFC 8259 §7), besides " and \
+_CONTROL_CHARACTERS = "[\\x00-\\x1f]"
+
+
+def _json_literals(values: pd.Series) -> pa.Array:
+    """Each value as a JSON literal — ``true``/``false``, an integer, a string — ``null`` for NA."""
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        flags = pa.array(values, type=pa.bool_(), from_pandas=True)
+        return pc.fill_null(pc.if_else(flags, pa.scalar("true"), pa.scalar("false")), pa.scalar("null"))
+    if pd.api.types.is_integer_dtype(dtype):
+        numbers = pa.array(values, type=pa.int64(), from_pandas=True)
+        return pc.fill_null(pc.cast(numbers, pa.string()), pa.scalar("null"))
+    text = pa.array(values.astype("string"), type=pa.string(), from_pandas=True)
+    text = pc.replace_substring(text, "\\", "\\\\")
+    text = pc.replace_substring(text, '"', '\\"')
+    if pc.any(pc.match_substring_regex(text, _CONTROL_CHARACTERS)).as_py():  # rare: a tab, a line break
+        for code in range(0x20):
+            text = pc.replace_substring(text, chr(code), f"\\u{code:04x}")
+    quoted = pc.binary_join_element_wise(pa.scalar('"'), text, pa.scalar('"'), pa.scalar(""))
+    return pc.fill_null(quoted, pa.scalar("null"))
 
 
 def lines_from_payloads(texts: pd.Series, first_index: int) -> pd.DataFrame:

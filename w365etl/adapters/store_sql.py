@@ -43,7 +43,7 @@ from w365etl.domain import keys as line_keys
 from w365etl.execute import REQUEST_SOURCE_COLUMNS
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
 from w365etl.failpoints import failpoint
-from w365etl.reevaluation import PAYLOAD_COLUMNS, payload_values, payloads
+from w365etl.reevaluation import PAYLOAD_COLUMNS, payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.plan import Plan, StoredState, empty_state
 from w365etl.reference import name_key
@@ -145,15 +145,16 @@ _UNDIGESTED = ("last_run_id", "updated_at", "payload", "row_digest")
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _row_digests(lines: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
+def _row_digests(lines: pd.DataFrame, rows: pd.DataFrame, held_payloads: pd.Series) -> pd.Series:
     """A 64-bit digest of what each held, skipped or rejected line's row holds apart from who
-    last saw it — its columns, and for a held line the content its payload keeps; NA for
-    planned and already provisioned lines (a provider's answer, or nothing, is written to them).
+    last saw it — its columns, and for a held line its payload (``held_payloads``, by the
+    lines' index); NA for planned and already provisioned lines (a provider's answer, or
+    nothing, is written to them).
 
     Values are hashed as text (``pandas.util.hash_pandas_object``, fixed key), so a digest is
     the same in every run for the same values. A digest that differs for the same values (a
-    pandas upgrade) only costs a rewrite; equal digests for different values would need a
-    64-bit collision."""
+    pandas upgrade, a payload written differently by a new version) only costs a rewrite;
+    equal digests for different values would need a 64-bit collision."""
     digest = pd.Series(pd.NA, index=lines.index, dtype="Int64")
     waiting = ~lines["bucket"].isin([PLANNED, ALREADY_PROVISIONED])
     if not waiting.any():
@@ -162,7 +163,7 @@ def _row_digests(lines: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
     hashed = pd.util.hash_pandas_object(columns, index=False).to_numpy().copy()
     held = (lines.loc[waiting, "bucket"] == HELD).to_numpy()
     if held.any():
-        content = payload_values(lines.loc[waiting].loc[held, list(PAYLOAD_COLUMNS)]).astype("string")
+        content = held_payloads.reindex(lines.index[waiting][held]).astype("string")
         with np.errstate(over="ignore"):  # wrapping 64-bit arithmetic is the point
             hashed[held] = hashed[held] * _MIX ^ pd.util.hash_pandas_object(content, index=False).to_numpy()
     digest.loc[waiting] = hashed.view("int64")
@@ -878,17 +879,16 @@ class SqlStore:
         for start in range(0, len(lines), STORE_SLICE_LINES):
             part = slice(start, start + STORE_SLICE_LINES)
             chunk = lines.iloc[part]
-            values = self._line_rows(run_id, chunk, now)
+            # a held line comes back by itself, so its row keeps its content; a planned one
+            # only if the provider refuses it (record_results then stores its content)
+            held_payloads = payloads(chunk.loc[chunk["bucket"] == HELD, list(PAYLOAD_COLUMNS)])
+            values = self._line_rows(run_id, chunk, now, held_payloads)
             is_new, is_updating = new.iloc[part], updating.iloc[part]
             # a held, skipped or rejected line whose row already holds exactly these values
             # (same status, same digest; load-state's read is current) is only marked seen by
             # this run: an identical re-run rewrites neither its row nor its payload
             is_seen = is_updating & _holds_already(chunk, values["row_digest"])
-            is_written = is_new | (is_updating & ~is_seen)
-            waits = is_written & (chunk["bucket"] == HELD)
-            # a held line comes back by itself; a planned one only if the provider refuses it
-            # (record_results then stores its content)
-            values["payload"] = payloads(chunk.loc[waits, list(PAYLOAD_COLUMNS)]).reindex(chunk.index)
+            values["payload"] = held_payloads.reindex(chunk.index)
             if is_new.any():
                 bulk_sql.insert_frame(connection, t.Line.__table__,
                                       values[is_new].assign(line_pk=line_pk.iloc[part][is_new].astype("int64")))
@@ -905,9 +905,9 @@ class SqlStore:
         return lines.assign(line_pk=line_pk.astype("Int64"))
 
     @staticmethod
-    def _line_rows(run_id: str, lines: pd.DataFrame, now) -> pd.DataFrame:
-        """The ``lines`` table's columns for these plan lines (the payload is added by the caller,
-        for the rows it writes) and each row's ``row_digest``."""
+    def _line_rows(run_id: str, lines: pd.DataFrame, now, held_payloads: pd.Series) -> pd.DataFrame:
+        """The ``lines`` table's columns for these plan lines (the payload is added by the caller)
+        and each row's ``row_digest`` (a held line's digest covers its payload)."""
         rows = pd.DataFrame({
             "line_key": lines["line_key"],
             "order_number": lines["order_number"],
@@ -931,7 +931,7 @@ class SqlStore:
             "provider_sku": lines["catalog_provider_sku"],
             "updated_at": now,
         }, index=lines.index)
-        return rows.assign(row_digest=_row_digests(lines, rows))
+        return rows.assign(row_digest=_row_digests(lines, rows, held_payloads))
 
     def _store_identifiers(self, connection: Connection, lines: pd.DataFrame) -> None:
         parts = []
