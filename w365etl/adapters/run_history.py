@@ -21,7 +21,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 
 from w365etl.adapters import tables as t
-from w365etl.adapters.store_sql import StoreUnavailable, redact_url, sqlite_file_missing
+from w365etl.adapters.process_owners import is_gone
+from w365etl.adapters.store_sql import INTERRUPTED, StoreUnavailable, redact_url, sqlite_file_missing
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, PROVISIONED
 from w365etl.history import RunNotFound, RunRecords
 from w365etl.report.build import EXCEPTION_COLUMNS
@@ -80,12 +81,22 @@ class RunHistory:
         ``status``, ``summary_json`` (NA until the run finished)."""
         if self.engine is None or not self._has_schema:
             return pd.DataFrame(columns=RUN_COLUMNS)
-        statement = select(*[getattr(t.Run, name) for name in RUN_COLUMNS]).order_by(
-            t.Run.started_at.desc(), t.Run.run_id.desc())
+        # the owner column came with schema revision 0003; this read-only view may be given an
+        # older database (PostgreSQL is upgraded by hand)
+        has_owner = "owner" in [column["name"] for column in inspect(self.engine).get_columns(t.Run.__tablename__)]
+        statement = select(*[getattr(t.Run, name) for name in RUN_COLUMNS],
+                           *([t.Run.owner] if has_owner else [])).order_by(t.Run.started_at.desc(), t.Run.run_id.desc())
         if limit is not None:
             statement = statement.limit(limit)
         with self._connect() as connection:
-            return self._frame(connection, statement)
+            runs = self._frame(connection, statement)
+        if has_owner:
+            # a run killed while running that no run has marked yet (the next run does)
+            running = runs["status"] == "running"
+            gone = pd.Series([is_gone(owner) for owner in runs.loc[running, "owner"]], index=runs.index[running], dtype=bool)
+            runs.loc[gone[gone].index, "status"] = INTERRUPTED
+            runs = runs.drop(columns=["owner"])
+        return runs
 
     def load_run(self, run_id: str) -> RunRecords:
         """Everything the reports of ``run_id`` are rebuilt from; ``RunNotFound`` if unknown."""
