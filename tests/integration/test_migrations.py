@@ -307,6 +307,7 @@ def test_the_embedded_sqlite_database_upgrades_itself_on_first_use(tmp_path):
     with _drop_alembic.begin() as connection:
         connection.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
         connection.execute(text("ALTER TABLE lines DROP COLUMN row_digest"))  # the schema as it was then
+        connection.execute(text("ALTER TABLE runs DROP COLUMN owner"))
     _drop_alembic.dispose()
     # a dry run writes nothing: a schema older than the code is refused, and left as it is
     with pytest.raises(StoreUnavailable, match="w365etl db upgrade"):
