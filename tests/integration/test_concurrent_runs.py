@@ -260,7 +260,23 @@ def test_a_run_killed_while_provisioning_leaves_no_lock_and_the_next_run_takes_i
         db_url, prefect_home, tmp_path):
     """SIGKILL after the provider was called, before anything was recorded: the lines stay
     ``planned`` under a lock that died with the process; the next run does not wait for it and
-    provisions every line once (recording converges on the same line rows)."""
+    provisions every line once (recording converges on the same line rows). The killed run's
+    row, left ``running``, is shown ``interrupted`` by ``w365etl runs`` and marked so by the
+    next run (its process is gone), and ``w365etl report`` says what to do about it."""
+    from sqlalchemy import create_engine, text
+
+    from w365etl.adapters.run_history import RunHistory
+    from w365etl.history import RunNotFinished, rebuild_reports
+
+    def stored_runs() -> dict:
+        engine = create_engine(db_url)
+        try:
+            with engine.connect() as connection:
+                return {run_id: (status, finished_at) for run_id, status, finished_at in connection.execute(
+                    text("SELECT run_id, status, finished_at FROM runs"))}
+        finally:
+            engine.dispose()
+
     files = _orders(tmp_path / "input")
     reference = _reference(tmp_path / "ref")
     killed = _start(tmp_path, "killed", db_url, prefect_home, files, reference,
@@ -268,6 +284,15 @@ def test_a_run_killed_while_provisioning_leaves_no_lock_and_the_next_run_takes_i
     returncode, output = _finish(killed, tmp_path, "killed")
     assert returncode == -signal.SIGKILL, output
     assert _rows(db_url)["lines_not_done"] > 0
+    [(killed_id, (status, finished_at))] = stored_runs().items()
+    assert status == "running" and finished_at is None
+    history = RunHistory(db_url)
+    try:
+        assert history.list_runs()["status"].tolist() == ["interrupted"]  # shown so before any run marks it
+        with pytest.raises(RunNotFinished, match="interrupted.*run the same files again"):
+            rebuild_reports(history.load_run(killed_id), provider_kinds={})
+    finally:
+        history.dispose()
 
     started = time.monotonic()
     after = _start(tmp_path, "after", db_url, prefect_home, files, reference)
@@ -278,6 +303,9 @@ def test_a_run_killed_while_provisioning_leaves_no_lock_and_the_next_run_takes_i
     assert summary["lines"]["provisioned"] == EXPECTED_PROVISIONED, summary["lines"]
     rows = _rows(db_url)
     assert duplicates(rows) == 0 and rows["lines_not_done"] == 0, rows
+    runs = stored_runs()
+    assert runs[killed_id][0] == "interrupted" and runs[killed_id][1] is not None
+    assert sorted(status for status, _ in runs.values()) == ["completed", "interrupted"]
 
 
 def test_runs_on_the_same_customers_wait_for_each_other_and_others_need_not(db_url, monkeypatch):

@@ -4,10 +4,10 @@
 - The initial revision is exactly the models: no autogenerate difference, and the same tables,
   columns, types, keys and indexes as ``create_all`` made before migrations existed.
 - Data survives: a populated database at the initial revision keeps every row through
-  ``upgrade head`` — which runs 0002 (``lines.row_digest``) on it — and so does a database
-  built by ``create_all`` before migrations (adopted: checked, stamped, upgraded). Both are
-  made by a real run at head taken back to the initial schema (``downgrade``, or the column
-  dropped by hand), since a run needs the current schema.
+  ``upgrade head`` — which runs 0002 (``lines.row_digest``) and 0003 (``runs.owner``) on it —
+  and so does a database built by ``create_all`` before migrations (adopted: checked, stamped,
+  upgraded). Both are made by a real run at head taken back to the initial schema
+  (``downgrade``, or the columns dropped by hand), since a run needs the current schema.
 - A run never creates or alters a PostgreSQL schema: against an empty or un-upgraded one it
   exits 2 telling the user to run ``w365etl db upgrade``. The embedded SQLite upgrades itself.
 """
@@ -204,6 +204,7 @@ def test_a_populated_database_at_the_initial_revision_keeps_every_row_through_up
     assert before["subscriptions"] == 2 and before["one_time_charges"] == 1 and before["line_identifiers"] > 0
     _downgrade(empty_db_url, migrations.INITIAL_REVISION)  # the populated database as 0001 left it
     assert "row_digest" not in [name for name, _, _ in _shape(empty_db_url)["lines"][0]]
+    assert "owner" not in [name for name, _, _ in _shape(empty_db_url)["runs"][0]]
     assert not _status(empty_db_url).is_current and _counts(empty_db_url) == before
 
     upgraded = db("upgrade", "--db", empty_db_url)
@@ -227,6 +228,7 @@ def test_a_database_built_before_migrations_is_adopted_with_every_row(empty_db_u
     with engine.begin() as connection:
         connection.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
         connection.execute(text("ALTER TABLE lines DROP COLUMN row_digest"))  # added by 0002
+        connection.execute(text("ALTER TABLE runs DROP COLUMN owner"))  # added by 0003
     engine.dispose()
     assert _status(empty_db_url).is_legacy
     assert "before migrations" in db("current", "--db", empty_db_url).output
@@ -305,6 +307,7 @@ def test_the_embedded_sqlite_database_upgrades_itself_on_first_use(tmp_path):
     with _drop_alembic.begin() as connection:
         connection.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
         connection.execute(text("ALTER TABLE lines DROP COLUMN row_digest"))  # the schema as it was then
+        connection.execute(text("ALTER TABLE runs DROP COLUMN owner"))
     _drop_alembic.dispose()
     # a dry run writes nothing: a schema older than the code is refused, and left as it is
     with pytest.raises(StoreUnavailable, match="w365etl db upgrade"):

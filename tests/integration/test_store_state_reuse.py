@@ -87,3 +87,83 @@ def test_a_later_partition_reuses_load_state_unless_another_run_has_written(tmp_
     for persisted in (quiet, busy):
         assert persisted["line_pk"].notna().all()
         assert set(persisted["bucket"]) >= {"already_provisioned"} and "planned" not in set(persisted["bucket"])
+
+
+def _ended_pid() -> str:
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    return finished.stdout.strip()  # a process of this machine that has ended
+
+
+def _insert_running(store: SqlStore, owners: dict) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(t.Run.__table__.insert(), [
+            {"run_id": run_id, "started_at": t.utc_now(), "as_of_date": AS_OF, "status": "running", "owner": owner}
+            for run_id, owner in owners.items()])
+
+
+def _statuses(store: SqlStore) -> dict:
+    with store.engine.connect() as connection:
+        return {run_id: (status, finished_at) for run_id, status, finished_at in connection.execute(
+            t.Run.__table__.select().with_only_columns(t.Run.run_id, t.Run.status, t.Run.finished_at))}
+
+
+def test_a_killed_run_is_marked_interrupted_by_the_next_run_and_no_longer_makes_runs_read_twice(tmp_path):
+    """A killed run's row stays ``running``; while it does, every later run must assume it may
+    be writing and matches its lines again before storing them. A run recorded with its owner
+    is marked ``interrupted`` by the next run (its process is gone from this machine); one
+    recorded without (before schema revision 0003) cannot be, and keeps costing the second read."""
+    from w365etl.adapters.process_owners import owner_record
+
+    *space, _ = owner_record().split()
+    reads = {}
+    for case, owner in (("with owner", "\n".join([*space, _ended_pid()])), ("without owner", None)):
+        url = f"sqlite:///{tmp_path / case.replace(' ', '-')}.sqlite"
+        store = CountingStore(url)
+        try:
+            _insert_running(store, {"killed": owner})
+            run_stages(store, _settings(url), FILES, run_id="night-1", as_of=AS_OF,
+                       reference=read_reference_dir(SAMPLE_DATA / "reference"))
+            store.reads = 0
+            run_stages(store, _settings(url), FILES, run_id="night-2", as_of=AS_OF)
+            reads[case] = store.reads
+            statuses = _statuses(store)
+        finally:
+            store.dispose()
+        if owner is not None:
+            assert statuses["killed"][0] == "interrupted" and statuses["killed"][1] is not None
+        else:
+            assert statuses["killed"] == ("running", None)
+        assert statuses["night-1"][0] == statuses["night-2"][0] == "completed"
+    assert reads == {"with owner": 1, "without owner": 2}
+
+
+def test_a_run_not_known_to_be_gone_stays_running(tmp_path):
+    """Only an owner of this machine, boot and process namespace whose process has ended is gone:
+    a run still going, one of another machine or container (its process number means another
+    process there) and one recorded before owners were stay ``running``."""
+    import os
+
+    from w365etl.adapters.process_owners import owner_record
+
+    *space, _ = owner_record().split()
+    ended = _ended_pid()
+    owners = {
+        "going": "\n".join([*space, str(os.getpid())]),
+        "other-machine": "\n".join(["another-host", *space[1:], ended]),
+        "other-container": "\n".join([*space[:2], "pid:[1]", ended]),
+        "not-a-record": "garbage",
+        "before-owners": None,
+        "killed": "\n".join([*space, ended]),
+    }
+    store = SqlStore(f"sqlite:///{tmp_path / 'owners.sqlite'}")
+    try:
+        _insert_running(store, owners)
+        store.start_run("night-1", AS_OF)
+        statuses = {run_id: status for run_id, (status, _) in _statuses(store).items()}
+    finally:
+        store.dispose()
+    assert statuses == {**dict.fromkeys(owners, "running"), "killed": "interrupted", "night-1": "running"}

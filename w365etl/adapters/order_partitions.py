@@ -28,7 +28,6 @@ import gc
 import hashlib
 import os
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +40,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 
 from w365etl.adapters.order_files import _UTF8_SEQUENCE, _sniff_delimiter
+from w365etl.adapters.process_owners import is_gone, owner_record, process_space
 from w365etl.ingest.headers import match_headers
 from w365etl.ingest.layouts import missing_fields
 from w365etl.ingest.read import read_order_files as normalise
@@ -248,49 +248,19 @@ def remove_stale_spills(parent: Path) -> list[Path]:
     volume, each with its own process numbers) — and a process number that no longer exists
     there. A folder of a run still going, of another machine, boot or container, or without an
     owner file is left alone; where the process space cannot be told (not Linux), nothing is
-    removed."""
-    here = _process_space()
-    if here is None:
+    removed (``process_owners.is_gone``)."""
+    if process_space() is None:
         return []
     removed = []
     for folder in parent.glob(f"{SPILL_PREFIX}*"):
         try:
-            *space, owner_pid = (folder / OWNER_FILE).read_text(encoding="utf-8").split()
-            if space != here or _is_running(int(owner_pid)):
-                continue
+            record = (folder / OWNER_FILE).read_text(encoding="utf-8")
         except (OSError, ValueError):
             continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
+        if is_gone(record):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
     return removed
-
-
-def _process_space() -> list[str] | None:
-    """Machine name, boot id and process-namespace id: where a process number means one
-    process (None where these cannot be read)."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-    return [socket.gethostname(), boot, namespace]
-
-
-def owner_record() -> str:
-    """What a spill folder's owner file holds: the process space, then the process number."""
-    return "\n".join([*(_process_space() or [socket.gethostname()]), str(os.getpid())]) + "\n"
-
-
-def _is_running(pid: int) -> bool:
-    # signal 0 checks that the process exists without touching it (POSIX only: on Windows
-    # os.kill would end it — and _process_space has already returned None there)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: running
-        return True
-    return True
 
 
 def _inspect(path: Path) -> CsvFile:

@@ -21,7 +21,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 
 from w365etl.adapters import tables as t
-from w365etl.adapters.store_sql import StoreUnavailable, redact_url, sqlite_file_missing
+from w365etl.adapters.process_owners import is_gone
+from w365etl.adapters.store_sql import INTERRUPTED, StoreUnavailable, redact_url, sqlite_file_missing
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, PROVISIONED
 from w365etl.history import RunNotFound, RunRecords
 from w365etl.report.build import EXCEPTION_COLUMNS
@@ -38,6 +39,7 @@ class RunHistory:
         self.url = url
         self.engine: Engine | None = None
         self._has_schema = False
+        self._has_owner: bool | None = None
         if sqlite_file_missing(url):
             return  # no database yet: no runs (and do not create the file by looking)
         try:
@@ -80,24 +82,33 @@ class RunHistory:
         ``status``, ``summary_json`` (NA until the run finished)."""
         if self.engine is None or not self._has_schema:
             return pd.DataFrame(columns=RUN_COLUMNS)
-        statement = select(*[getattr(t.Run, name) for name in RUN_COLUMNS]).order_by(
-            t.Run.started_at.desc(), t.Run.run_id.desc())
+        statement = self._runs_select().order_by(t.Run.started_at.desc(), t.Run.run_id.desc())
         if limit is not None:
             statement = statement.limit(limit)
         with self._connect() as connection:
-            return self._frame(connection, statement)
+            return _shown_status(self._frame(connection, statement))
+
+    def _runs_select(self):
+        """The runs' columns, with ``owner`` where the schema has it (revision 0003): this
+        read-only view may be given an older database (PostgreSQL is upgraded by hand)."""
+        if self._has_owner is None:
+            self._has_owner = "owner" in [column["name"] for column in inspect(self.engine).get_columns(t.Run.__tablename__)]
+        return select(*[getattr(t.Run, name) for name in RUN_COLUMNS], *([t.Run.owner] if self._has_owner else []))
 
     def load_run(self, run_id: str) -> RunRecords:
         """Everything the reports of ``run_id`` are rebuilt from; ``RunNotFound`` if unknown."""
         if self.engine is None or not self._has_schema:
             raise RunNotFound(run_id)
         with self._connect() as connection:
-            found = connection.execute(
-                select(*[getattr(t.Run, name) for name in RUN_COLUMNS]).where(t.Run.run_id == run_id)).mappings().first()
+            found = connection.execute(self._runs_select().where(t.Run.run_id == run_id)).mappings().first()
             if found is None:
                 raise RunNotFound(run_id)
+            run = dict(found)
+            owner = run.pop("owner", None)
+            if run["status"] == "running" and is_gone(owner):
+                run["status"] = INTERRUPTED  # killed; the next run records it so
             return RunRecords(
-                run=dict(found),
+                run=run,
                 lines=self._frame(connection, _lines_of(run_id)),
                 contracts=self._frame(connection, _contracts_of(run_id)),
                 subscriptions=self._frame(connection, _subscriptions_of(run_id)),
@@ -105,6 +116,18 @@ class RunHistory:
                 one_time_charges=self._frame(connection, _charges_of(run_id)),
                 exceptions=self._frame(connection, _exceptions_of(run_id)),
             )
+
+
+def _shown_status(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs as a person should see them: one still ``running`` whose process is gone from
+    this machine is ``interrupted`` (the next run records it so); without the ``owner`` column."""
+    if "owner" not in runs.columns:
+        return runs
+    running = runs["status"] == "running"
+    gone = [run_id for run_id, owner in zip(runs.loc[running, "run_id"], runs.loc[running, "owner"]) if is_gone(owner)]
+    runs = runs.drop(columns=["owner"])
+    runs.loc[runs["run_id"].isin(gone), "status"] = INTERRUPTED
+    return runs
 
 
 # ---------------------------------------------------------------------- statements

@@ -38,6 +38,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from w365etl.adapters import bulk_sql, migrations
 from w365etl.adapters import tables as t
+from w365etl.adapters.process_owners import is_gone, owner_record
 from w365etl.amounts import decimals_to_text
 from w365etl.domain import keys as line_keys
 from w365etl.execute import REQUEST_SOURCE_COLUMNS
@@ -360,6 +361,9 @@ class _NoRunLock:
         return
 
 
+#: the status of a run found killed while running (its process gone)
+INTERRUPTED = "interrupted"
+
 #: lines written per slice by persist_plan (bounds the rows held as driver values at once)
 STORE_SLICE_LINES = 200_000
 
@@ -505,8 +509,9 @@ class SqlStore:
 
     def _other_runs_marker(self, connection: Connection, run_id: str | None) -> tuple | None:
         """What tells whether another run may have written lines since: how many runs exist and
-        the last one finished — or None when another run is still running (or died running)
-        and could be writing at any moment."""
+        the last one finished — or None when another run is still running and could be writing
+        at any moment (one killed while running counts until a run's start marks it
+        ``interrupted``: its owner may be on another machine)."""
         others = t.Run.run_id != run_id if run_id is not None else t.Run.run_id.is_not(None)
         running = connection.execute(select(func.count()).select_from(t.Run).where(
             others, t.Run.status == "running")).scalar_one()
@@ -705,10 +710,30 @@ class SqlStore:
 
     # ------------------------------------------------------------------ runs
     def start_run(self, run_id: str, as_of: dt.date) -> None:
+        """Record the run as ``running``, with its owner (this process); first, mark the runs
+        that were killed while running ``interrupted`` (``_mark_interrupted_runs``)."""
         with self.engine.begin() as connection:
+            self._mark_interrupted_runs(connection)
             connection.execute(insert(t.Run), [{"run_id": run_id, "started_at": t.utc_now(), "as_of_date": as_of,
-                                                "status": "running"}])
+                                                "status": "running", "owner": owner_record()}])
         self._started_run_id = run_id
+
+    @staticmethod
+    def _mark_interrupted_runs(connection: Connection) -> list[str]:
+        """Mark ``interrupted`` every run still recorded ``running`` whose process is gone (it was
+        killed: out of memory, a reboot, ``kill -9``); returns their ids. Only a run owned by
+        this machine, boot and process namespace can be known gone (``process_owners``); a run
+        of another machine, or one recorded before schema revision 0003, is left as it is.
+
+        Why it matters beyond ``w365etl runs``: while any other run is ``running``, a run cannot
+        trust what it read before taking its locks and re-checks every line it stores."""
+        running = connection.execute(select(t.Run.run_id, t.Run.owner).where(
+            t.Run.status == "running", t.Run.owner.is_not(None))).all()
+        gone = [run_id for run_id, owner in running if is_gone(owner)]  # a few rows at most
+        if gone:
+            connection.execute(update(t.Run.__table__).where(t.Run.run_id.in_(gone), t.Run.status == "running")
+                               .values(status=INTERRUPTED, finished_at=t.utc_now()))
+        return gone
 
     def persist_plan(self, run_id: str, plan: Plan) -> pd.DataFrame:
         """Stage 'plan': customers, contracts, orders, lines and identifiers in one transaction.

@@ -68,8 +68,12 @@ class Run(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     as_of_date: Mapped[dt.date] = mapped_column(Date)
+    #: running, completed, failed — or interrupted: its process was found gone while running
     status: Mapped[str] = mapped_column(String(20))
     summary_json: Mapped[str | None] = mapped_column(Text)
+    #: the process that runs it (``process_owners.owner_record``): a later run that finds it
+    #: gone marks the run ``interrupted`` (NULL before schema revision 0003: never marked)
+    owner: Mapped[str | None] = mapped_column(Text)
 
 
 class SourceFile(Base):

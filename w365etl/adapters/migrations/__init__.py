@@ -15,7 +15,7 @@ A new revision (development only): change ``tables.py``, then on a database at h
 
     from w365etl.adapters import migrations
     from w365etl.adapters.store_sql import create_store_engine
-    migrations.revision(create_store_engine("sqlite:///scratch.sqlite"), "add an index", "0002")
+    migrations.revision(create_store_engine("sqlite:///scratch.sqlite"), "add an index", "0004")
 
 and review the generated file in ``versions/`` by hand (types, names, batch mode for SQLite).
 """
