@@ -138,9 +138,10 @@ def rebuild_reports(records: RunRecords, *, provider_kinds: dict[str, str]) -> R
     summary_json = records.run.get("summary_json")
     if not summary_json:
         if records.run.get("status") == "interrupted":
-            raise RunNotFinished(f"run {run_id} was interrupted: its process was gone before it recorded its reports "
-                                 "(killed — out of memory, a reboot?). What it stored stays; run the same files "
-                                 "again to finish its work (nothing is provisioned twice)")
+            raise RunNotFinished(f"run {run_id} was interrupted: its process ended before it recorded its reports "
+                                 "(killed — out of memory, a reboot — or stopped by an error it could not record; "
+                                 "the log of that run says which). What it stored stays; run the same files again "
+                                 "to finish its work (nothing is provisioned twice)")
         raise RunNotFinished(f"run {run_id} has no recorded summary (status '{records.run.get('status')}'): "
                              "its reports are recorded when it finishes")
     summary = json.loads(summary_json)

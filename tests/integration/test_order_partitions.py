@@ -219,7 +219,7 @@ def test_a_killed_runs_spill_folder_is_removed_by_the_next_partitioned_run(tmp_p
     for name, owner in [("killed", [*space, str(gone_pid)]), ("running", [*space, my_pid]),
                         ("other-container", [*other_container, str(gone_pid)]),
                         ("other-machine", ["another-host", space[1], space[2], str(gone_pid)]),
-                        ("unowned", None)]:
+                        ("blank-owner", [" "]), ("unowned", None)]:
         folder = spill / f"w365etl-partitions-{name}"
         folder.mkdir()
         (folder / "p00000-f000.arrow").write_bytes(b"spilled rows")
@@ -230,7 +230,8 @@ def test_a_killed_runs_spill_folder_is_removed_by_the_next_partitioned_run(tmp_p
     split = split_files([path], partition_lines=150, limits=LIMITS, spill_dir=spill)
     try:
         assert not folders["killed"].exists()
-        assert all(folders[name].exists() for name in ("running", "other-container", "other-machine", "unowned"))
+        assert all(folders[name].exists()
+                   for name in ("running", "other-container", "other-machine", "blank-owner", "unowned"))
         # this run's own folder names its owner, so a later run can tell whether it still runs
         assert (split.folder / "owner").read_text(encoding="utf-8") == owner_record()
     finally:

@@ -201,3 +201,63 @@ def test_a_report_reads_in_a_fixed_number_of_queries(run, db_url, tmp_path):
     history.dispose()
     assert len(records.lines) == summary["lines"]["input"]
     assert len(statements) <= 8  # the run row and one query per table, whatever the run's size
+
+
+def test_runs_shows_a_killed_run_interrupted_beside_runs_recorded_before_owners(db_url, tmp_path):
+    """After an upgrade the runs table holds runs without an owner (before schema revision 0003)
+    beside runs with one: a killed run with an owner is shown ``interrupted``; one without stays
+    ``running`` (nobody can tell), and neither stops the listing."""
+    import subprocess
+    import sys
+
+    from w365etl.adapters.process_owners import owner_record, process_space
+    from w365etl.adapters.run_history import RunHistory
+    from w365etl.adapters.store_sql import create_store_engine, upgrade_schema
+
+    if process_space() is None:
+        pytest.skip("no /proc here: a process space cannot be told, so no run is ever shown interrupted")
+    upgrade_schema(db_url)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    *space, _ = owner_record().split()
+    engine = create_store_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(t.Run.__table__.insert(), [
+            {"run_id": run_id, "started_at": t.utc_now(), "as_of_date": AS_OF, "status": status, "owner": owner}
+            for run_id, status, owner in [("before-owners", "running", None),
+                                          ("killed", "running", "\n".join([*space, ended])),
+                                          ("done", "completed", owner_record())]])
+    engine.dispose()
+    history = RunHistory(db_url)
+    try:
+        shown = dict(zip(history.list_runs()["run_id"], history.list_runs()["status"]))
+        loaded = {run_id: history.load_run(run_id).run["status"] for run_id in shown}
+    finally:
+        history.dispose()
+    assert shown == loaded == {"before-owners": "running", "killed": "interrupted", "done": "completed"}
+
+
+def test_runs_lists_a_database_not_yet_upgraded_to_run_owners(tmp_path):
+    """``w365etl runs`` only reads: on a database at revision 0002 (no ``runs.owner`` — a
+    PostgreSQL database is upgraded by hand) it lists the runs as they are recorded."""
+    from alembic import command
+
+    from w365etl.adapters import migrations
+    from w365etl.adapters.run_history import RunHistory
+    from w365etl.adapters.store_sql import create_store_engine, upgrade_schema
+
+    url = f"sqlite:///{tmp_path / 'at-0002.sqlite'}"
+    upgrade_schema(url)
+    engine = create_store_engine(url)
+    with engine.begin() as connection:
+        command.downgrade(migrations.alembic_config(connection=connection), "0002")
+        connection.exec_driver_sql("INSERT INTO runs (run_id, started_at, as_of_date, status) "
+                                   "VALUES ('old', '2026-11-29 02:00:00', '2026-11-29', 'running')")
+    engine.dispose()
+    history = RunHistory(url)
+    try:
+        listed = history.list_runs()
+        assert listed["status"].tolist() == ["running"] and "owner" not in listed.columns
+        assert history.load_run("old").run["status"] == "running"
+    finally:
+        history.dispose()

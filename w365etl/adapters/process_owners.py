@@ -44,12 +44,17 @@ def is_running(pid: int) -> bool:
     return True
 
 
-def is_gone(record: str | None) -> bool:
-    """True only when ``record`` names a process of this process space that no longer exists."""
+def is_gone(record: object) -> bool:
+    """True only when ``record`` names a process of this process space that no longer exists;
+    False for anything else — NULL or NaN, an owner of elsewhere, a record it cannot read. Never
+    raises: a stray or hand-edited record must not stop a run from starting."""
     here = process_space()
-    if not record or here is None:
+    if not isinstance(record, str) or here is None:
         return False
-    *space, pid = record.split()
-    if space != here or not pid.isdigit():
+    *space, pid = record.split() or [""]
+    if space != here or not (pid.isascii() and pid.isdigit()):
         return False
-    return not is_running(int(pid))
+    try:
+        return not is_running(int(pid))
+    except (OverflowError, ValueError, OSError):  # a number no process can have
+        return False

@@ -1,0 +1,49 @@
+"""Who started a run or a spill folder, and whether it is gone (recovery after a kill).
+
+Only an owner of this very process space (machine, boot, process namespace) whose process has
+ended is gone; anything else — another machine or container, a live process, NULL or NaN from a
+database column, a record that cannot be read — is not, and is never an error: a stray or
+hand-edited owner must not stop a run from starting.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from w365etl.adapters.process_owners import is_gone, owner_record, process_space
+
+pytestmark = pytest.mark.skipif(process_space() is None,
+                                reason="no /proc here: a process space cannot be told, so nothing is ever gone")
+
+
+def _ended_pid() -> str:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    return finished.stdout.strip()
+
+
+def test_only_an_ended_process_of_this_process_space_is_gone():
+    *space, pid = owner_record().split()
+    ended = _ended_pid()
+    assert pid == str(os.getpid()) and len(space) == 3
+    assert is_gone("\n".join([*space, ended]))
+    assert not is_gone(owner_record())                                          # this process
+    assert not is_gone("\n".join(["another-host", *space[1:], ended]))         # another machine
+    assert not is_gone("\n".join([space[0], "another-boot", space[2], ended]))  # before a reboot
+    assert not is_gone("\n".join([*space[:2], "pid:[1]", ended]))              # another container
+
+
+@pytest.mark.parametrize("record", [None, float("nan"), "", "\n", "   ", "garbage", "2", "-1",
+                                    "host boot ns ²", "host boot ns 99999999999999999999999", b"bytes", 12])
+def test_a_record_that_cannot_be_read_is_not_gone_and_never_raises(record):
+    assert is_gone(record) is False
+
+
+def test_a_huge_process_number_of_this_space_is_not_gone():
+    *space, _ = owner_record().split()
+    assert is_gone("\n".join([*space, "9" * 30])) is False
+    assert is_gone("\n".join([*space, "²"])) is False
