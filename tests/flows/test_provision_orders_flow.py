@@ -108,6 +108,9 @@ def test_an_identical_rerun_of_sample_data_changes_nothing(run_sample):
         assert second["lines"][key] == first["lines"][key]
 
 
+# what a dry run and the flow's shape are does not depend on the backend, and each run costs
+# ~10 s: these two run on SQLite only (the PostgreSQL paths are the golden and re-run tests')
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_dry_run_of_sample_data_reports_what_a_real_run_does(run_sample, db_url):
     dry = run_sample(dry_run=True)
     real = run_sample()
@@ -117,6 +120,7 @@ def test_a_dry_run_of_sample_data_reports_what_a_real_run_does(run_sample, db_ur
     assert dry["notices"][0].startswith("DRY RUN")
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_flow_runs_one_task_per_stage_and_leaves_a_markdown_summary(run_sample):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter

@@ -140,7 +140,7 @@ def _final(plan, accepted: list[bool] | None = None):
 # 1. conservation
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=20)
 @given(run=runs(), accepted=st.lists(st.booleans(), min_size=1, max_size=6))
 def test_every_line_and_every_order_lands_in_exactly_one_bucket(run, accepted):
     frame, value_issues, stored, options = run
@@ -198,7 +198,7 @@ def test_every_line_and_every_order_lands_in_exactly_one_bucket(run, accepted):
 # 2. a re-run changes nothing
 
 
-@settings(PROPERTY, max_examples=25)
+@settings(PROPERTY, max_examples=15)
 @given(run=runs())
 def test_a_rerun_of_the_same_input_plans_nothing_new(run):
     frame, value_issues, stored, options = run

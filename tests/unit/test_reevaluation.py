@@ -21,7 +21,7 @@ from w365etl.reevaluation import lines_from_payloads, payload_values, payloads, 
 cell_text = st.one_of(st.none(), st.text(st.characters(blacklist_categories=["Cs"]), max_size=12))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(values=st.lists(st.fixed_dictionaries({name: cell_text for name in KEY_FIELDS}), min_size=1, max_size=5),
        slice_lines=st.integers(1, 3))
 def test_waiting_keys_reads_the_values_lines_from_payloads_reads(values, slice_lines):
@@ -53,7 +53,7 @@ def _pandas_payloads(lines: pd.DataFrame) -> list[str]:
 any_text = st.one_of(st.none(), st.text(st.characters(blacklist_categories=["Cs"]), max_size=10))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rows=st.lists(st.fixed_dictionaries({
     "customer_name": any_text, "order_name": any_text, "product_name": any_text, "line_id": any_text,
     "order_number": st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=8),

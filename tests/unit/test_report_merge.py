@@ -37,7 +37,7 @@ def _values(frame: pd.DataFrame) -> list[tuple]:
             for values in frame[EXCEPTION_COLUMNS].itertuples(index=False)]
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(rows=st.lists(row, max_size=40), cuts=st.lists(st.integers(0, 40), max_size=5))
 def test_partitions_exceptions_merge_into_the_whole_runs(rows, cuts):
     whole = sort_exceptions(_frame(rows))
