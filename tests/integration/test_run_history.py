@@ -207,9 +207,7 @@ def test_runs_shows_a_killed_run_interrupted_beside_runs_recorded_before_owners(
     """After an upgrade the runs table holds runs without an owner (before schema revision 0003)
     beside runs with one: a killed run with an owner is shown ``interrupted``; one without stays
     ``running`` (nobody can tell), and neither stops the listing."""
-    import subprocess
-    import sys
-
+    from tests.support.processes import ended_pid
     from w365etl.adapters.process_owners import owner_record, process_space
     from w365etl.adapters.run_history import RunHistory
     from w365etl.adapters.store_sql import create_store_engine, upgrade_schema
@@ -217,8 +215,7 @@ def test_runs_shows_a_killed_run_interrupted_beside_runs_recorded_before_owners(
     if process_space() is None:
         pytest.skip("no /proc here: a process space cannot be told, so no run is ever shown interrupted")
     upgrade_schema(db_url)
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                           text=True, check=True).stdout.strip()
+    ended = ended_pid()
     *space, _ = owner_record().split()
     engine = create_store_engine(db_url)
     with engine.begin() as connection:

@@ -12,6 +12,7 @@ import datetime as dt
 
 from flows import provision_orders as stages
 from tests.conftest import SAMPLE_DATA
+from tests.support.processes import ended_pid
 from tests.support.stages import run_stages
 from w365etl.adapters import tables as t
 from w365etl.adapters.store_sql import SqlStore
@@ -89,15 +90,6 @@ def test_a_later_partition_reuses_load_state_unless_another_run_has_written(tmp_
         assert set(persisted["bucket"]) >= {"already_provisioned"} and "planned" not in set(persisted["bucket"])
 
 
-def _ended_pid() -> str:
-    import subprocess
-    import sys
-
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True)
-    return finished.stdout.strip()  # a process of this machine that has ended
-
-
 def _insert_running(store: SqlStore, owners: dict) -> None:
     with store.engine.begin() as connection:
         connection.execute(t.Run.__table__.insert(), [
@@ -120,7 +112,7 @@ def test_a_killed_run_is_marked_interrupted_by_the_next_run_and_no_longer_makes_
 
     *space, _ = owner_record().split()
     reads = {}
-    for case, owner in (("with owner", "\n".join([*space, _ended_pid()])), ("without owner", None)):
+    for case, owner in (("with owner", "\n".join([*space, ended_pid()])), ("without owner", None)):
         url = f"sqlite:///{tmp_path / case.replace(' ', '-')}.sqlite"
         store = CountingStore(url)
         try:
@@ -150,7 +142,7 @@ def test_a_run_not_known_to_be_gone_stays_running(tmp_path):
     from w365etl.adapters.process_owners import owner_record
 
     *space, _ = owner_record().split()
-    ended = _ended_pid()
+    ended = ended_pid()
     owners = {
         "going": "\n".join([*space, str(os.getpid())]),
         "other-machine": "\n".join(["another-host", *space[1:], ended]),

@@ -9,26 +9,19 @@ hand-edited owner must not stop a run from starting.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
+from tests.support.processes import ended_pid
 from w365etl.adapters.process_owners import is_gone, owner_record, process_space
 
 pytestmark = pytest.mark.skipif(process_space() is None,
                                 reason="no /proc here: a process space cannot be told, so nothing is ever gone")
 
 
-def _ended_pid() -> str:
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True)
-    return finished.stdout.strip()
-
-
 def test_only_an_ended_process_of_this_process_space_is_gone():
     *space, pid = owner_record().split()
-    ended = _ended_pid()
+    ended = ended_pid()
     assert pid == str(os.getpid()) and len(space) == 3
     assert is_gone("\n".join([*space, ended]))
     assert not is_gone(owner_record())                                          # this process
