@@ -219,12 +219,11 @@ def measure_size(lines: int, root: Path, env: dict[str, str], log=print) -> dict
 
 def _copy_database(source: Path, target: Path) -> None:
     import sqlite3
+    from contextlib import closing
 
     target.unlink(missing_ok=True)
-    with sqlite3.connect(source) as read, sqlite3.connect(target) as write:
+    with closing(sqlite3.connect(source)) as read, closing(sqlite3.connect(target)) as write:
         read.backup(write)
-    write.close()
-    read.close()
 
 
 def _store_floor(mode: str, source: Path, target: Path, env: dict[str, str], run_id: str | None = None) -> dict[str, Any]:

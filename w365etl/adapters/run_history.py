@@ -22,9 +22,9 @@ from sqlalchemy.orm import aliased
 
 from w365etl.adapters import tables as t
 from w365etl.adapters.process_owners import is_gone
-from w365etl.adapters.store_sql import INTERRUPTED, StoreUnavailable, redact_url, sqlite_file_missing
+from w365etl.adapters.store_sql import StoreUnavailable, redact_url, sqlite_file_missing
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, PROVISIONED
-from w365etl.history import RunNotFound, RunRecords
+from w365etl.history import INTERRUPTED, RunNotFound, RunRecords
 from w365etl.report.build import EXCEPTION_COLUMNS
 
 __all__ = ["RunHistory", "RunNotFound", "StoreUnavailable"]
@@ -86,7 +86,10 @@ class RunHistory:
         if limit is not None:
             statement = statement.limit(limit)
         with self._connect() as connection:
-            return _shown_status(self._frame(connection, statement))
+            runs = self._frame(connection, statement)
+        if "owner" in runs.columns:
+            runs["status"] = [_shown_status(status, owner) for status, owner in zip(runs["status"], runs.pop("owner"))]
+        return runs
 
     def _runs_select(self):
         """The runs' columns, with ``owner`` where the schema has it (revision 0003): this
@@ -104,9 +107,7 @@ class RunHistory:
             if found is None:
                 raise RunNotFound(run_id)
             run = dict(found)
-            owner = run.pop("owner", None)
-            if run["status"] == "running" and is_gone(owner):
-                run["status"] = INTERRUPTED  # killed; the next run records it so
+            run["status"] = _shown_status(run["status"], run.pop("owner", None))
             return RunRecords(
                 run=run,
                 lines=self._frame(connection, _lines_of(run_id)),
@@ -118,16 +119,10 @@ class RunHistory:
             )
 
 
-def _shown_status(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs as a person should see them: one still ``running`` whose process is gone from
-    this machine is ``interrupted`` (the next run records it so); without the ``owner`` column."""
-    if "owner" not in runs.columns:
-        return runs
-    running = runs["status"] == "running"
-    gone = [run_id for run_id, owner in zip(runs.loc[running, "run_id"], runs.loc[running, "owner"]) if is_gone(owner)]
-    runs = runs.drop(columns=["owner"])
-    runs.loc[runs["run_id"].isin(gone), "status"] = INTERRUPTED
-    return runs
+def _shown_status(status: str, owner: object) -> str:
+    """A run's status as a person should see it: one still ``running`` whose process is gone
+    from this machine is ``interrupted`` (the next run records it so)."""
+    return INTERRUPTED if status == "running" and is_gone(owner) else status
 
 
 # ---------------------------------------------------------------------- statements

@@ -44,6 +44,7 @@ from w365etl.domain import keys as line_keys
 from w365etl.execute import REQUEST_SOURCE_COLUMNS
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
 from w365etl.failpoints import failpoint
+from w365etl.history import INTERRUPTED
 from w365etl.reevaluation import PAYLOAD_COLUMNS, payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.plan import Plan, StoredState, empty_state
@@ -360,9 +361,6 @@ class _NoRunLock:
     def release(self) -> None:
         return
 
-
-#: the status of a run found killed while running (its process gone)
-INTERRUPTED = "interrupted"
 
 #: lines written per slice by persist_plan (bounds the rows held as driver values at once)
 STORE_SLICE_LINES = 200_000
@@ -719,9 +717,9 @@ class SqlStore:
         self._started_run_id = run_id
 
     @staticmethod
-    def _mark_interrupted_runs(connection: Connection) -> list[str]:
+    def _mark_interrupted_runs(connection: Connection) -> None:
         """Mark ``interrupted`` every run still recorded ``running`` whose process is gone (it was
-        killed: out of memory, a reboot, ``kill -9``); returns their ids. Only a run owned by
+        killed: out of memory, a reboot, ``kill -9``). Only a run owned by
         this machine, boot and process namespace can be known gone (``process_owners``); a run
         of another machine, or one recorded before schema revision 0003, is left as it is.
 
@@ -733,7 +731,6 @@ class SqlStore:
         if gone:
             connection.execute(update(t.Run.__table__).where(t.Run.run_id.in_(gone), t.Run.status == "running")
                                .values(status=INTERRUPTED, finished_at=t.utc_now()))
-        return gone
 
     def persist_plan(self, run_id: str, plan: Plan) -> pd.DataFrame:
         """Stage 'plan': customers, contracts, orders, lines and identifiers in one transaction.
