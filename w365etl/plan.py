@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from w365etl.columns import is_in
 from w365etl.domain import contracts as contract_rules
 from w365etl.domain import keys, mapping, outcomes, rules, subscriptions
 from w365etl.domain.issues import concat_issues, issues_for
@@ -149,15 +150,15 @@ def build_plan(lines: pd.DataFrame, value_issues: pd.DataFrame, state: StoredSta
     frame["mapping_reason"] = mapping_reason
 
     # exception rows: every problem of a rejected line; one row per skipped or held line
-    rejected_index = set(frame.loc[frame["bucket"] == outcomes.REJECTED, "line_index"])
+    rejected_index = frame.loc[frame["bucket"] == outcomes.REJECTED, "line_index"].unique()
     kept = own_issues[own_issues["line_index"].isna() | own_issues["line_index"].isin(rejected_index)]
     bucket_rows = frame["bucket"].isin([outcomes.SKIPPED, outcomes.HELD])
     reason_rows = _bucket_reason_issues(frame, bucket_rows)
     issues = concat_issues([kept, reason_rows])
 
     planned = frame["bucket"] == outcomes.PLANNED
-    used = set(frame.loc[planned & frame["is_new_contract"], "contract_number"])
-    new_contracts = contracts_to_create[contracts_to_create["contract_number"].isin(used)].reset_index(drop=True)
+    used = frame.loc[planned & frame["is_new_contract"], "contract_number"]
+    new_contracts = contracts_to_create[is_in(contracts_to_create["contract_number"], used)].reset_index(drop=True)
     return Plan(lines=frame, issues=issues, new_contracts=new_contracts, options=options)
 
 

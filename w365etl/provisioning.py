@@ -15,6 +15,7 @@ from typing import Callable
 
 import pandas as pd
 
+from w365etl.columns import is_in
 from w365etl.domain import outcomes
 from w365etl.domain.issues import concat_issues, issues_for
 from w365etl.domain.rules import LineDefaults
@@ -114,8 +115,8 @@ def as_persisted(plan: Plan, persisted: pd.DataFrame) -> Plan:
     lines = plan.lines.copy(deep=False)
     lines[columns] = persisted[columns].reindex(lines.index)
     planned = lines["bucket"] == outcomes.PLANNED
-    used = set(lines.loc[planned & lines["is_new_contract"].astype(bool), "contract_number"])
-    new_contracts = plan.new_contracts[plan.new_contracts["contract_number"].isin(used)].reset_index(drop=True)
+    used = lines.loc[planned & lines["is_new_contract"].astype(bool), "contract_number"]
+    new_contracts = plan.new_contracts[is_in(plan.new_contracts["contract_number"], used)].reset_index(drop=True)
     return replace(plan, lines=lines, new_contracts=new_contracts)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pandera.errors as pa_errors
 
@@ -38,22 +39,29 @@ WHITESPACE_RE2 = r"[\t\n\x{0b}\f\r\x{1c}-\x{1f}\x{85}\p{Z}]+"
 
 
 def name_key(names: pd.Series) -> pd.Series:
-    """How names are compared (SPEC §2.2): case-insensitive, whitespace collapsed."""
-    text = names.astype("string")
-    arrow = pc.replace_substring_regex(text.array.__arrow_array__(), WHITESPACE_RE2, " ")
-    arrow = pc.utf8_trim(arrow, " ")
+    """How names are compared (SPEC §2.2): case-insensitive, whitespace collapsed.
+
+    Each distinct name is keyed once, then picked by its code: a million lines name a few
+    thousand customers and products."""
+    arrow = names.astype("string").array.__arrow_array__()
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    encoded = pc.dictionary_encode(arrow)
+    keys = pc.take(_distinct_name_keys(encoded.dictionary), encoded.indices)
+    return pd.Series(pd.arrays.ArrowStringArray(keys), index=names.index, name=names.name)
+
+
+def _distinct_name_keys(names: pa.Array) -> pa.Array:
+    collapsed = pc.utf8_trim(pc.replace_substring_regex(names, WHITESPACE_RE2, " "), " ")
+    is_ascii = pc.string_is_ascii(collapsed)
+    if pc.all(is_ascii).as_py() is not False:
+        return pc.ascii_lower(collapsed)
     # ASCII names (nearly all) are case-folded in Arrow — for ASCII, casefold is lower; the
-    # others go through Python's str.casefold (ß → ss, İ → i̇ …), one per distinct name
-    folded = pc.if_else(pc.string_is_ascii(arrow), pc.ascii_lower(arrow), arrow)
-    collapsed = pd.Series(pd.arrays.ArrowStringArray(folded), index=names.index, name=names.name)
-    others = collapsed.notna() & ~pd.Series(pc.string_is_ascii(folded).to_numpy(zero_copy_only=False),
-                                            index=names.index).fillna(True).astype(bool)
-    if others.any():
-        collapsed = collapsed.astype(object)
-        distinct = collapsed[others].drop_duplicates()
-        collapsed[others] = collapsed[others].map(dict(zip(distinct, (name.casefold() for name in distinct))))
-        collapsed = collapsed.astype("string")
-    return collapsed
+    # others go through Python's str.casefold (ß → ss, İ → i̇ …)
+    folded = [name.casefold() if is_plain is False else lowered
+              for name, lowered, is_plain in zip(collapsed.to_pylist(), pc.ascii_lower(collapsed).to_pylist(),
+                                                 is_ascii.to_pylist())]
+    return pa.array(folded, type=names.type)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

@@ -752,7 +752,7 @@ class SqlStore:
             customer_pks = self._upsert_customers(connection, lines)
             lines = lines.assign(customer_pk=lines["customer_key"].map(customer_pks).astype("Int64"))
             still_new = lines.loc[(lines["bucket"] == PLANNED) & lines["is_new_contract"].astype(bool), "contract_number"]
-            new_contracts = plan.new_contracts[plan.new_contracts["contract_number"].isin(set(still_new))]
+            new_contracts = plan.new_contracts[is_in(plan.new_contracts["contract_number"], still_new)]
             contract_pks = self._insert_contracts(connection, run_id, new_contracts, customer_pks)
             lines = lines.assign(contract_pk=lines["contract_number"].map(contract_pks).astype("Int64"))
             lines = self._mark_contracts_created_elsewhere(connection, run_id, lines)
