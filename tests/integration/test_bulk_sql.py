@@ -77,6 +77,41 @@ def test_a_bulk_insert_stores_what_sqlalchemy_stores(db_url):
         engine.dispose()
 
 
+@pytest.mark.parametrize("date_dtype", ["object", "date32[pyarrow]"])
+def test_dates_and_timestamps_are_stored_as_sqlalchemy_stores_them_whatever_the_frame_dtype(db_url, date_dtype):
+    """Dates and timestamps are bound once per distinct value and picked by code: repeated,
+    distinct and missing values, in the dtypes the stages hand over (Python dates, Arrow
+    dates, nanosecond timestamps with a zone), end up exactly as SQLAlchemy stores them."""
+    SqlStore(db_url).dispose()
+    engine = create_store_engine(db_url)
+    metadata = MetaData()
+    fast, core = _twin_tables(metadata)
+    metadata.create_all(engine)
+    days = [dt.date(2026, 11, 29), None, dt.date(2026, 1, 2), dt.date(2026, 11, 29), dt.date(1999, 12, 31), None]
+    stamps = [STAMP, None, STAMP + dt.timedelta(microseconds=1), STAMP, None, STAMP - dt.timedelta(days=400)]
+    frame = pd.DataFrame({
+        "row_pk": range(1, len(days) + 1),
+        "as_of_date": pd.Series(days, dtype=object).astype(date_dtype),
+        "created_at": pd.Series(pd.to_datetime(stamps, utc=True)).astype("datetime64[ns, UTC]"),
+    })
+    try:
+        with engine.begin() as connection:
+            assert bulk_sql.insert_frame(connection, fast, frame) == len(days)
+            connection.execute(insert(core), [{"row_pk": pk, "as_of_date": day, "created_at": stamp}
+                                              for pk, day, stamp in zip(frame["row_pk"], days, stamps)])
+        with engine.connect() as connection:
+            stored_fast = connection.exec_driver_sql(
+                f"SELECT row_pk, as_of_date, created_at FROM {fast.name} ORDER BY row_pk").fetchall()
+            stored_core = connection.exec_driver_sql(
+                f"SELECT row_pk, as_of_date, created_at FROM {core.name} ORDER BY row_pk").fetchall()
+        assert stored_fast == stored_core
+        assert [row[1] is None for row in stored_fast] == [day is None for day in days]
+        assert len({row[2] for row in stored_fast if row[2] is not None}) == 3
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
 def test_reserved_keys_follow_the_stored_ones_and_the_guarded_update_skips_provisioned_lines(db_url):
     SqlStore(db_url).dispose()
     engine = create_store_engine(db_url)
