@@ -77,7 +77,17 @@ def test_a_bulk_insert_stores_what_sqlalchemy_stores(db_url):
         engine.dispose()
 
 
-@pytest.mark.parametrize("date_dtype", ["object", "date32[pyarrow]"])
+def _dates(days: list, dtype: str) -> pd.Series:
+    if dtype.endswith("in chunks"):  # as pd.concat leaves an Arrow column: several chunks
+        half = len(days) // 2
+        column = pd.concat([_dates(days[:half], "date32[pyarrow]"), _dates(days[half:], "date32[pyarrow]")],
+                           ignore_index=True)
+        assert column.array._pa_array.num_chunks == 2
+        return column
+    return pd.Series(days, dtype=object).astype(dtype)
+
+
+@pytest.mark.parametrize("date_dtype", ["object", "date32[pyarrow]", "date32[pyarrow], in chunks"])
 def test_dates_and_timestamps_are_stored_as_sqlalchemy_stores_them_whatever_the_frame_dtype(db_url, date_dtype):
     """Dates and timestamps are bound once per distinct value and picked by code: repeated,
     distinct and missing values, in the dtypes the stages hand over (Python dates, Arrow
@@ -91,7 +101,7 @@ def test_dates_and_timestamps_are_stored_as_sqlalchemy_stores_them_whatever_the_
     stamps = [STAMP, None, STAMP + dt.timedelta(microseconds=1), STAMP, None, STAMP - dt.timedelta(days=400)]
     frame = pd.DataFrame({
         "row_pk": range(1, len(days) + 1),
-        "as_of_date": pd.Series(days, dtype=object).astype(date_dtype),
+        "as_of_date": _dates(days, date_dtype),
         "created_at": pd.Series(pd.to_datetime(stamps, utc=True)).astype("datetime64[ns, UTC]"),
     })
     try:

@@ -36,7 +36,10 @@ def driver_column(values: pd.Series, column_type, dialect) -> list:
         # each distinct value becomes a Python object and goes through the processor once, then
         # is picked by its code: a run stamps a million rows with a handful of timestamps
         processor = column_type.dialect_impl(dialect).bind_processor(dialect)
-        encoded = pc.dictionary_encode(pa.array(values, from_pandas=True))
+        arrow = pa.array(values, from_pandas=True)
+        if isinstance(arrow, pa.ChunkedArray):  # an Arrow-backed column after a concat
+            arrow = arrow.combine_chunks()
+        encoded = pc.dictionary_encode(arrow)
         distinct = encoded.dictionary.to_pylist()
         choices = np.array([*(distinct if processor is None else map(processor, distinct)), None], dtype=object)
         return choices[pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)].tolist()
