@@ -64,6 +64,23 @@ def _settings_or_exit(config: Path | None):
         _fail(str(error))
 
 
+def _check_database_or_exit(settings, is_dry_run: bool) -> None:
+    """Open the run's database (creating or checking its schema, as the run will) before
+    Prefect starts: an unreachable or un-upgraded database is said in a second, not after the
+    several seconds a temporary Prefect server takes to start. The flow checks again (a
+    deployment's runs do not come through here)."""
+    from flows.wiring import build_store
+    from w365etl.adapters.store_sql import StoreUnavailable
+
+    try:
+        store = build_store(settings, is_dry_run=is_dry_run)
+    except StoreUnavailable as error:
+        _fail(str(error))
+    else:
+        if store is not None:
+            store.dispose()
+
+
 @app.command()
 def run(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Order files (CSV or xlsx).")] = None,
@@ -87,6 +104,7 @@ def run(
         _fail(f"file(s) not found: {', '.join(missing)}")
     if reference is not None and not reference.is_dir():
         _fail(f"--reference {reference} is not a folder")
+    _check_database_or_exit(settings, dry_run)
 
     from flows.prefect_environment import configure_prefect_environment
 

@@ -70,7 +70,9 @@ def test_a_rejected_file_exits_1_and_the_other_files_still_run(workdir, monkeypa
 
 
 def test_an_unreachable_database_exits_2_without_showing_its_password(workdir):
-    """A real process, so that every stream a person sees is checked (stdout, stderr, logs)."""
+    """A real process, so that every stream a person sees is checked (stdout, stderr, logs).
+    The database is opened before Prefect starts: no flow run is begun (or logged) for a run
+    that cannot start."""
     import subprocess
     import sys
 
@@ -84,6 +86,7 @@ def test_an_unreachable_database_exits_2_without_showing_its_password(workdir):
     assert "unreachable" in seen and "billing:***@" in seen
     assert "s3cret-pw" not in seen
     assert "Traceback" not in seen
+    assert "Flow run" not in seen and "prefect" not in seen.lower(), seen
 
 
 @pytest.mark.parametrize("args, words", [
