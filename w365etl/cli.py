@@ -24,13 +24,15 @@ app.add_typer(reference_app, name="reference")
 
 def _register_subcommands() -> None:
     from w365etl.db_commands import app as db_app
-    from w365etl.history_commands import report, runs
+    from w365etl.history_commands import mark_interrupted, report, runs
     from w365etl.sandbox.commands import app as sandbox_app
 
     app.add_typer(sandbox_app, name="sandbox", help="Local simulators of the providers (Partner Center).")
     app.add_typer(db_app, name="db", help="Database schema: upgrade, current revision.")
     app.command(help="List past runs with their counts (newest first).")(runs)
     app.command(help="Write a past run's reports again from the database.")(report)
+    app.command("mark-interrupted", help="Record that a run still shown running has stopped (it was killed).")(
+        mark_interrupted)
 
 
 _register_subcommands()

@@ -58,8 +58,13 @@ class RunNotFound(LookupError):
         self.run_id = run_id
 
 
-#: a run found killed while running: its process was gone (``adapters.process_owners``)
+#: a run found killed while running: its process was gone (``adapters.process_owners``), or an
+#: operator said so (``w365etl mark-interrupted``)
 INTERRUPTED = "interrupted"
+
+
+class RunNotMarked(ValueError):
+    """A run could not be marked interrupted; the message says why and what to do."""
 
 
 class RunNotFinished(ValueError):

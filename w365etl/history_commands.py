@@ -2,12 +2,13 @@
 
 ``runs`` lists past runs with their counts, newest first. ``report RUN_ID`` writes that run's
 reports again, from the database, into ``OUT/<run_id>/`` (see ``w365etl.history`` for how
-faithful each file is). Both read the database only; neither creates it.
+faithful each file is). Both read the database only; neither creates it. ``mark-interrupted
+RUN_ID`` records that a run left ``running`` has stopped (its only write).
 
 An entrypoint like ``cli.py`` (the lead registers ``runs`` and ``report`` on the main app;
 ``app`` here carries both for tests and standalone use). Exit status: 0 done, 2 nothing done
-(unknown run id, run without a recorded summary, unreadable configuration, database
-unreachable).
+(unknown run id, run without a recorded summary, a run that cannot be marked, unreadable
+configuration, database unreachable).
 """
 
 from __future__ import annotations
@@ -128,3 +129,42 @@ def report(
         out.print("note: this run recorded line outcomes for its planned lines only; its other lines are taken "
                   "from their latest state, which a later run may have changed", highlight=False)
     out.print(f"reports: {folder}", highlight=False)
+
+
+@app.command("mark-interrupted")
+def mark_interrupted(
+    run_id: Annotated[str, typer.Argument(help="The run id (see `w365etl runs`).")],
+    force: Annotated[bool, typer.Option("--force", help="Mark it even though its process cannot be checked "
+                                        "from here (another machine or container, or a run from before "
+                                        "run owners were recorded).")] = False,
+    db: Annotated[Optional[str], typer.Option("--db", help=_DB_HELP)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Settings file (default ./w365etl.toml if present).")] = None,
+) -> None:
+    """Record that RUN_ID, still shown running, has stopped (it was killed): it becomes interrupted."""
+    from w365etl.adapters.store_sql import SqlStore, StoreUnavailable, sqlite_file_missing
+    from w365etl.history import RunNotFound, RunNotMarked
+
+    settings = _settings(config, db_url=db)
+    url = settings.db_url.get_secret_value()
+    if sqlite_file_missing(url):  # looking must not create the embedded database
+        _fail(f"no run '{run_id}': the database does not exist yet")
+    try:
+        store = SqlStore(url, create_schema=False)
+    except StoreUnavailable as error:
+        _fail(str(error))
+        return
+    try:
+        if not store.has_schema():
+            _fail(f"no run '{run_id}': the database holds no runs yet")
+        started_by = store.mark_run_interrupted(run_id, is_forced=force)
+    except RunNotFound:
+        _fail(f"no run '{run_id}' in this database (`w365etl runs` lists the runs it holds)")
+        return
+    except RunNotMarked as error:
+        _fail(str(error))
+        return
+    finally:
+        store.dispose()
+    Console(soft_wrap=True).print(f"run {run_id} (started by {started_by}) is now marked interrupted; "
+                                  "its provisioned lines stay provisioned, and running the same files again "
+                                  "finishes what it left (nothing is provisioned twice)", highlight=False)

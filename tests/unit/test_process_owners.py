@@ -13,7 +13,7 @@ import os
 import pytest
 
 from tests.support.processes import ended_pid
-from w365etl.adapters.process_owners import is_gone, owner_record, process_space
+from w365etl.adapters.process_owners import describe_owner, is_gone, is_running_here, owner_record, process_space
 
 pytestmark = pytest.mark.skipif(process_space() is None,
                                 reason="no /proc here: a process space cannot be told, so nothing is ever gone")
@@ -34,6 +34,23 @@ def test_only_an_ended_process_of_this_process_space_is_gone():
                                     "host boot ns ²", "host boot ns 99999999999999999999999", b"bytes", 12])
 def test_a_record_that_cannot_be_read_is_not_gone_and_never_raises(record):
     assert is_gone(record) is False
+    assert is_running_here(record) is False
+    assert describe_owner(record)  # an operator still reads something
+
+
+def test_only_a_live_process_of_this_process_space_is_running_here():
+    """What ``w365etl mark-interrupted`` refuses to mark, even with --force."""
+    *space, _ = owner_record().split()
+    assert is_running_here(owner_record())
+    assert not is_running_here("\n".join([*space, ended_pid()]))
+    assert not is_running_here("\n".join(["another-host", *space[1:], str(os.getpid())]))
+    assert not is_running_here("\n".join([*space[:2], "pid:[1]", str(os.getpid())]))
+
+
+def test_an_owner_is_described_by_its_process_and_machine():
+    assert describe_owner("host-a\nboot\npid:[4026531836]\n4242\n") == "process 4242 on host-a"
+    assert describe_owner("4242") == "process 4242"
+    assert "not recorded" in describe_owner(None)
 
 
 def test_a_huge_process_number_of_this_space_is_not_gone():

@@ -44,17 +44,43 @@ def is_running(pid: int) -> bool:
     return True
 
 
+def _parsed(record: object) -> tuple[list[str], int] | None:
+    """(process space, process number) of an owner record; None for anything unreadable."""
+    if not isinstance(record, str):
+        return None
+    *space, pid = record.split() or [""]
+    if not (pid.isascii() and pid.isdigit()):
+        return None
+    return space, int(pid)
+
+
+def _here_state(record: object) -> bool | None:
+    """For an owner of this process space: is its process running? None for any other owner."""
+    here, parsed = process_space(), _parsed(record)
+    if here is None or parsed is None or parsed[0] != here:
+        return None
+    try:
+        return is_running(parsed[1])
+    except (OverflowError, ValueError, OSError):  # a number no process can have
+        return None
+
+
 def is_gone(record: object) -> bool:
     """True only when ``record`` names a process of this process space that no longer exists;
     False for anything else — NULL or NaN, an owner of elsewhere, a record it cannot read. Never
     raises: a stray or hand-edited record must not stop a run from starting."""
-    here = process_space()
-    if not isinstance(record, str) or here is None:
-        return False
-    *space, pid = record.split() or [""]
-    if space != here or not (pid.isascii() and pid.isdigit()):
-        return False
-    try:
-        return not is_running(int(pid))
-    except (OverflowError, ValueError, OSError):  # a number no process can have
-        return False
+    return _here_state(record) is False
+
+
+def is_running_here(record: object) -> bool:
+    """True only when ``record`` names a process of this process space that still exists."""
+    return _here_state(record) is True
+
+
+def describe_owner(record: object) -> str:
+    """Who started a run, as an operator reads it: ``process 4242 on host-a``."""
+    parsed = _parsed(record)
+    if parsed is None:
+        return "a process that was not recorded (a run started before schema revision 0003)"
+    space, pid = parsed
+    return f"process {pid} on {space[0]}" if space else f"process {pid}"

@@ -38,13 +38,13 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from w365etl.adapters import bulk_sql, migrations
 from w365etl.adapters import tables as t
-from w365etl.adapters.process_owners import is_gone, owner_record
+from w365etl.adapters.process_owners import describe_owner, is_gone, is_running_here, owner_record
 from w365etl.amounts import decimals_to_text
 from w365etl.domain import keys as line_keys
 from w365etl.execute import REQUEST_SOURCE_COLUMNS
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
 from w365etl.failpoints import failpoint
-from w365etl.history import INTERRUPTED
+from w365etl.history import INTERRUPTED, RunNotFound, RunNotMarked
 from w365etl.reevaluation import PAYLOAD_COLUMNS, payloads
 from w365etl.domain.subscriptions import CHARGE, CREATE, INCREASE
 from w365etl.plan import Plan, StoredState, empty_state
@@ -731,6 +731,36 @@ class SqlStore:
         if gone:
             connection.execute(update(t.Run.__table__).where(t.Run.run_id.in_(gone), t.Run.status == "running")
                                .values(status=INTERRUPTED, finished_at=t.utc_now()))
+
+    def mark_run_interrupted(self, run_id: str, *, is_forced: bool = False) -> str:
+        """An operator's word that a run recorded ``running`` has stopped (``w365etl
+        mark-interrupted``): it becomes ``interrupted``, as a run found killed does. Returns who
+        had started it.
+
+        Runs mark the killed runs of their own machine themselves; what is left ``running`` for
+        ever is a run killed in another container or on another machine, or one started before
+        schema revision 0003 — and while it is, every later run re-checks each line it stores.
+        Without ``is_forced`` only a run whose process is known gone is marked; a run whose
+        process is alive on this machine is never marked. Raises ``RunNotFound``, or
+        ``RunNotMarked`` saying why."""
+        with self.engine.begin() as connection:
+            found = connection.execute(select(t.Run.status, t.Run.owner).where(t.Run.run_id == run_id)).first()
+            if found is None:
+                raise RunNotFound(run_id)
+            status, owner = found
+            started_by = describe_owner(owner)
+            if status != "running":
+                raise RunNotMarked(f"run {run_id} is {status}, not running: nothing to mark")
+            if is_running_here(owner):
+                raise RunNotMarked(f"run {run_id} is still running ({started_by}); it is not marked "
+                                   "while its process is alive — stop it first if it must stop")
+            if not is_gone(owner) and not is_forced:
+                raise RunNotMarked(f"run {run_id} was started by {started_by}, which cannot be checked from "
+                                   "here; if you know it has stopped (its machine or container is gone), "
+                                   "run this again with --force")
+            connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id, t.Run.status == "running")
+                               .values(status=INTERRUPTED, finished_at=t.utc_now()))
+        return started_by
 
     def persist_plan(self, run_id: str, plan: Plan) -> pd.DataFrame:
         """Stage 'plan': customers, contracts, orders, lines and identifiers in one transaction.
