@@ -67,20 +67,26 @@ def _settings_or_exit(config: Path | None):
 
 
 def _check_database_or_exit(settings, is_dry_run: bool) -> None:
-    """Open the run's database (creating or checking its schema, as the run will) before
-    Prefect starts: an unreachable or un-upgraded database is said in a second, not after the
-    several seconds a temporary Prefect server takes to start. The flow checks again (a
-    deployment's runs do not come through here)."""
-    from flows.wiring import build_store
-    from w365etl.adapters.store_sql import StoreUnavailable
+    """Open a server database (PostgreSQL) before Prefect starts: an unreachable or
+    un-upgraded one is said in a second, not after the several seconds a temporary Prefect
+    server takes to start. Opening it writes nothing (a server database is only ever changed by
+    ``w365etl db upgrade``). The embedded SQLite file is left to the run, which creates or
+    upgrades it only after the reference data was read. The flow checks again (a deployment's
+    runs do not come through here)."""
+    from sqlalchemy.engine import make_url
 
+    from w365etl.adapters.store_sql import SqlStore, StoreUnavailable, redact_url
+
+    url = settings.db_url.get_secret_value()
     try:
-        store = build_store(settings, is_dry_run=is_dry_run)
+        if make_url(url).get_backend_name() == "sqlite":
+            return
+        # as the run opens it: an empty database is refused, except by a dry run
+        SqlStore(url, create_schema=not is_dry_run).dispose()
     except StoreUnavailable as error:
         _fail(str(error))
-    else:
-        if store is not None:
-            store.dispose()
+    except Exception as error:  # noqa: BLE001 - an operator gets one line, never a traceback
+        _fail(f"database {redact_url(url)} is not usable: {error}")
 
 
 @app.command()

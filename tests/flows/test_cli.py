@@ -101,6 +101,25 @@ def test_bad_arguments_exit_2_with_a_clear_message(workdir, args, words):
     assert words in result.output
 
 
+@pytest.mark.parametrize("args", [("run", "orders.csv"), ("run", "orders.csv", "--dry-run"), ("runs",),
+                                  ("report", "some-run"), ("mark-interrupted", "some-run"), ("db", "current")])
+def test_a_database_url_that_cannot_be_parsed_exits_2_with_one_line(workdir, args):
+    """A port that is not a number makes SQLAlchemy raise ValueError, not its ArgumentError: every
+    command says so in one line (exit 2), before any Prefect server starts, without the password."""
+    result = invoke(*args, "--db", "postgresql://billing:s3cret-pw@db-host:notaport/billing")
+    assert result.exit_code == 2, result.output
+    assert "is not usable" in result.output and "notaport" in result.output
+    assert "s3cret-pw" not in result.output and "Traceback" not in result.output
+
+
+def test_an_embedded_database_whose_folder_cannot_be_made_is_refused_clearly(tmp_path):
+    from w365etl.adapters.store_sql import SqlStore, StoreUnavailable
+
+    (tmp_path / "afile").write_text("a file where the database folder should be")
+    with pytest.raises(StoreUnavailable, match="its folder cannot be created"):
+        SqlStore(f"sqlite:///{tmp_path / 'afile' / 'w365etl.sqlite'}")
+
+
 def test_reference_load_upserts_the_catalog_and_mappings(workdir):
     result = invoke("reference", "load", "ref")
     assert result.exit_code == 0, result.output

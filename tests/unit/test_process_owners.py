@@ -57,3 +57,7 @@ def test_a_huge_process_number_of_this_space_is_not_gone():
     *space, _ = owner_record().split()
     assert is_gone("\n".join([*space, "9" * 30])) is False
     assert is_gone("\n".join([*space, "²"])) is False
+    # more digits than int() converts (Python 3.11's limit is 4 300): still not gone, no error
+    assert is_gone("\n".join([*space, "9" * 5000])) is False
+    assert is_gone("\n".join(["another-host", "boot", "ns", "9" * 5000])) is False
+    assert is_running_here("\n".join([*space, "9" * 5000])) is False

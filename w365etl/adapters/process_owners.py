@@ -51,7 +51,10 @@ def _parsed(record: object) -> tuple[list[str], int] | None:
     *space, pid = record.split() or [""]
     if not (pid.isascii() and pid.isdigit()):
         return None
-    return space, int(pid)
+    try:
+        return space, int(pid)
+    except ValueError:  # more digits than int() converts: no process has that number
+        return None
 
 
 def _here_state(record: object) -> bool | None:
@@ -81,6 +84,8 @@ def describe_owner(record: object) -> str:
     """Who started a run, as an operator reads it: ``process 4242 on host-a``."""
     parsed = _parsed(record)
     if parsed is None:
-        return "a process that was not recorded (a run started before schema revision 0003)"
+        if record is None or isinstance(record, float):  # NULL, as pandas may hand it over
+            return "a process that was not recorded (a run started before schema revision 0003)"
+        return "an owner whose record cannot be read"
     space, pid = parsed
     return f"process {pid} on {space[0]}" if space else f"process {pid}"

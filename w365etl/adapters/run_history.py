@@ -44,7 +44,7 @@ class RunHistory:
             return  # no database yet: no runs (and do not create the file by looking)
         try:
             self.engine = create_engine(url, future=True)
-        except (ArgumentError, ImportError) as error:
+        except (ArgumentError, ImportError, ValueError) as error:  # ValueError: a port that is not a number
             raise StoreUnavailable(f"database URL {redact_url(url)} is not usable: {error}") from None
         if self.engine.dialect.name == "sqlite":
             @event.listens_for(self.engine, "connect")

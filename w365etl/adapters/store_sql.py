@@ -60,7 +60,7 @@ class StoreUnavailable(Exception):
 def redact_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "<unparseable database URL>"
 
 
@@ -187,10 +187,14 @@ def create_store_engine(url: str) -> Engine:
     serialise their stages); ``StoreUnavailable`` for a URL that cannot be used."""
     try:
         engine = create_engine(url, future=True)
-    except (ArgumentError, ImportError) as error:
+    except (ArgumentError, ImportError, ValueError) as error:  # ValueError: a port that is not a number
         raise StoreUnavailable(f"database URL {redact_url(url)} is not usable: {error}") from None
     if engine.dialect.name == "sqlite":
-        _prepare_sqlite(engine)
+        try:
+            _prepare_sqlite(engine)
+        except OSError as error:  # its folder cannot be made (a file in the way, no permission)
+            engine.dispose()
+            raise StoreUnavailable(f"database {redact_url(url)}: its folder cannot be created ({error.strerror})") from None
     return engine
 
 
@@ -758,8 +762,10 @@ class SqlStore:
                 raise RunNotMarked(f"run {run_id} was started by {started_by}, which cannot be checked from "
                                    "here; if you know it has stopped (its machine or container is gone), "
                                    "run this again with --force")
-            connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id, t.Run.status == "running")
-                               .values(status=INTERRUPTED, finished_at=t.utc_now()))
+            marked = connection.execute(update(t.Run.__table__).where(t.Run.run_id == run_id, t.Run.status == "running")
+                                        .values(status=INTERRUPTED, finished_at=t.utc_now())).rowcount
+            if not marked:  # it ended between the read and the update (PostgreSQL reads committed rows)
+                raise RunNotMarked(f"run {run_id} ended meanwhile: nothing to mark")
         return started_by
 
     def persist_plan(self, run_id: str, plan: Plan) -> pd.DataFrame:
@@ -1201,7 +1207,7 @@ def sqlite_file_missing(url: str) -> bool:
     """A dry run must not create the embedded database: is the SQLite file still absent?"""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return False
     if parsed.get_backend_name() != "sqlite":
         return False
