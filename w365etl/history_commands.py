@@ -5,10 +5,10 @@ reports again, from the database, into ``OUT/<run_id>/`` (see ``w365etl.history`
 faithful each file is). Both read the database only; neither creates it. ``mark-interrupted
 RUN_ID`` records that a run left ``running`` has stopped (its only write).
 
-An entrypoint like ``cli.py`` (the lead registers ``runs``, ``report`` and ``mark-interrupted`` on the main app;
-``app`` here carries all three for tests and standalone use). Exit status: 0 done, 2 nothing done
-(unknown run id, run without a recorded summary, a run that cannot be marked, unreadable
-configuration, database unreachable).
+An entrypoint like ``cli.py`` (the lead registers ``runs``, ``report`` and ``mark-interrupted``
+on the main app; ``app`` here carries all three for tests and standalone use). Exit status: 0
+done, 2 nothing done (unknown run id, run without a recorded summary, a run that cannot be
+marked, unreadable configuration, database unreachable).
 """
 
 from __future__ import annotations
