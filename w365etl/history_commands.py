@@ -62,7 +62,8 @@ def runs(
     settings = _settings(config, db_url=db)
     history = _history(settings.db_url.get_secret_value())
     try:
-        overview = runs_overview(history.list_runs(limit))
+        listed = history.list_runs(limit)
+        overview = runs_overview(listed)
     finally:
         history.dispose()
     out = Console()
@@ -80,6 +81,12 @@ def runs(
     for row in overview.astype(object).where(overview.notna(), None).itertuples(index=False):
         table.add_row(*["-" if value is None else str(value) for value in row])
     out.print(table)
+    # a run left `running` that is not going any more makes every later run re-check its lines
+    running = listed[listed["status"] == "running"]
+    for run_id, owner in zip(running["run_id"], running.get("started_by", [None] * len(running))):
+        where = f" (started by {owner})" if isinstance(owner, str) else ""
+        out.print(f"run {run_id} is recorded running{where}; if it is not going any more: "
+                  f"w365etl mark-interrupted {run_id} --force", highlight=False, soft_wrap=True)
 
 
 @app.command("report")

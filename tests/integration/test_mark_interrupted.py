@@ -62,6 +62,22 @@ def stored(db_url: str) -> dict[str, tuple[str, bool]]:
     return {run_id: (status, finished is not None) for run_id, status, finished in found}
 
 
+def test_runs_names_who_started_each_run_still_recorded_running_and_how_to_mark_it(runs):
+    """Where an operator finds the stuck run: `w365etl runs` shows a killed run of this machine
+    `interrupted`, and for each run still `running` says who started it and the command."""
+    result = runner.invoke(app, ["runs", "--db", runs], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    hints = [line for line in result.output.splitlines() if "is recorded running" in line]
+    assert len(hints) == 3  # alive-here, elsewhere, before-owners; killed-here is shown interrupted
+    assert any("run elsewhere is recorded running (started by process 4242 on other-host)" in hint
+               and "w365etl mark-interrupted elsewhere --force" in hint for hint in hints)
+    assert any("run before-owners" in hint and "not recorded" in hint for hint in hints)
+    assert not any("killed-here" in hint or "run done" in hint for hint in hints)
+    invoke(runs, "elsewhere", "--force")
+    again = runner.invoke(app, ["runs", "--db", runs], env={"COLUMNS": "250"})
+    assert not any("run elsewhere" in line for line in again.output.splitlines() if "is recorded running" in line)
+
+
 def test_a_run_whose_process_is_gone_is_marked_and_nothing_else_changes(runs):
     before = stored(runs)
     result = invoke(runs, "killed-here")

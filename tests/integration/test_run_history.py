@@ -255,6 +255,10 @@ def test_runs_lists_a_database_not_yet_upgraded_to_run_owners(tmp_path):
     try:
         listed = history.list_runs()
         assert listed["status"].tolist() == ["running"] and "owner" not in listed.columns
+        assert "started_by" not in listed.columns
         assert history.load_run("old").run["status"] == "running"
     finally:
         history.dispose()
+    shown = invoke("runs", "--db", url)
+    assert shown.exit_code == 0, shown.output
+    assert "run old is recorded running; if it is not going any more: w365etl mark-interrupted old --force" in shown.output

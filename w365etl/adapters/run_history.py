@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 
 from w365etl.adapters import tables as t
-from w365etl.adapters.process_owners import is_gone
+from w365etl.adapters.process_owners import describe_owner, is_gone
 from w365etl.adapters.store_sql import StoreUnavailable, redact_url, sqlite_file_missing
 from w365etl.domain.outcomes import ALREADY_PROVISIONED, PROVISIONED
 from w365etl.history import INTERRUPTED, RunNotFound, RunRecords
@@ -79,7 +79,8 @@ class RunHistory:
     # ------------------------------------------------------------------ runs
     def list_runs(self, limit: int | None = None) -> pd.DataFrame:
         """Runs newest first: ``run_id``, ``started_at``, ``finished_at``, ``as_of_date``,
-        ``status``, ``summary_json`` (NA until the run finished)."""
+        ``status``, ``summary_json`` (NA until the run finished), and ``started_by`` (who
+        started it, ``process_owners.describe_owner``) where the schema records it (0003)."""
         if self.engine is None or not self._has_schema:
             return pd.DataFrame(columns=RUN_COLUMNS)
         statement = self._runs_select().order_by(t.Run.started_at.desc(), t.Run.run_id.desc())
@@ -88,7 +89,9 @@ class RunHistory:
         with self._connect() as connection:
             runs = self._frame(connection, statement)
         if "owner" in runs.columns:
-            runs["status"] = [_shown_status(status, owner) for status, owner in zip(runs["status"], runs.pop("owner"))]
+            owners = runs.pop("owner")
+            runs["status"] = [_shown_status(status, owner) for status, owner in zip(runs["status"], owners)]
+            runs["started_by"] = [describe_owner(owner) for owner in owners]
         return runs
 
     def _runs_select(self):
