@@ -74,19 +74,24 @@ def _check_database_or_exit(settings, is_dry_run: bool) -> None:
     upgrades it only after the reference data was read. The flow checks again (a deployment's
     runs do not come through here)."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    from w365etl.adapters.store_sql import SqlStore, StoreUnavailable, redact_url
+    from flows.wiring import build_store
+    from w365etl.adapters.store_sql import StoreUnavailable
 
-    url = settings.db_url.get_secret_value()
     try:
-        if make_url(url).get_backend_name() == "sqlite":
-            return
-        # as the run opens it: an empty database is refused, except by a dry run
-        SqlStore(url, create_schema=not is_dry_run).dispose()
+        is_sqlite = make_url(settings.db_url.get_secret_value()).get_backend_name() == "sqlite"
+    except (ArgumentError, ValueError):
+        is_sqlite = False  # opening it says what is wrong with the URL
+    if is_sqlite:
+        return
+    try:
+        store = build_store(settings, is_dry_run=is_dry_run)  # as the run opens it
     except StoreUnavailable as error:
         _fail(str(error))
-    except Exception as error:  # noqa: BLE001 - an operator gets one line, never a traceback
-        _fail(f"database {redact_url(url)} is not usable: {error}")
+        return
+    if store is not None:
+        store.dispose()
 
 
 @app.command()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 
 import datetime as dt
-import threading
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -26,6 +25,7 @@ from sqlalchemy import func, inspect, select, text
 from typer.testing import CliRunner
 
 from tests.support.exports import line, write_flat_csv, write_reference
+from tests.support.threads import at_once
 from w365etl.adapters import migrations
 from w365etl.adapters import tables as t
 from w365etl.adapters.store_sql import SqlStore, StoreUnavailable, create_store_engine
@@ -142,23 +142,14 @@ def test_the_migrated_schema_is_exactly_the_models(empty_db_url):
 
 
 def test_two_upgrades_at_once_serialise_and_both_succeed(empty_db_url):
-    errors: list[BaseException] = []
-    results: list[tuple] = []
-
-    def upgrade() -> None:
+    def upgrade() -> tuple:
         engine = create_store_engine(empty_db_url)
         try:
-            results.append(migrations.upgrade(engine))
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
+            return migrations.upgrade(engine)
         finally:
             engine.dispose()
 
-    threads = [threading.Thread(target=upgrade) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    results, errors = at_once(upgrade, 2)
     assert errors == []
     assert sorted(before.is_empty for before, _ in results) == [False, True]  # one built it, one found it built
     assert _status(empty_db_url).is_current

@@ -69,31 +69,24 @@ def test_many_processes_opening_a_new_embedded_database_at_once_all_get_in(tmp_p
     journal_mode`` does not wait on the busy timeout, so connections opening the file at the
     same moment (two runs started together, two upgrades) used to fail at once with "database is
     locked" (6 of 50 new files with 8 connections each, measured). Every one now gets in, in WAL."""
-    import threading
-
+    from tests.support.threads import at_once
     from w365etl.adapters.store_sql import create_store_engine
 
-    failures: list[str] = []
+    failures: list[BaseException] = []
     modes: set[str] = set()
-    for attempt in range(30):
+    for attempt in range(60):
         url = f"sqlite:///{tmp_path / f'new-{attempt}.sqlite'}"
-        barrier = threading.Barrier(8)
 
-        def connect() -> None:
+        def open_database(url: str = url) -> str:
             engine = create_store_engine(url)  # an engine each, as separate processes have
-            barrier.wait()
             try:
                 with engine.connect() as connection:
-                    modes.add(connection.exec_driver_sql("PRAGMA journal_mode").scalar_one())
-            except Exception as error:  # noqa: BLE001 - collected and asserted below
-                failures.append(str(error))
+                    return connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()
             finally:
                 engine.dispose()
 
-        threads = [threading.Thread(target=connect) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+        found, errors = at_once(open_database, 8)
+        modes.update(found)
+        failures += errors
     assert failures == []
     assert modes == {"wal"}
