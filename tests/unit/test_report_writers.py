@@ -22,7 +22,10 @@ from w365etl.report.cells import FORMULA_TRIGGERS, Sheet, sheet_title, xlsx_text
 
 TRIGGERS = st.sampled_from(FORMULA_TRIGGERS)
 ANY_TEXT = st.text(max_size=40)
-DANGEROUS_TEXT = st.builds(lambda head, tail: head + tail, TRIGGERS, ANY_TEXT)
+#: a sign and digits (``-1``, ``+2.5``, ``-1,299.00``): a number to a spreadsheet, never escaped
+PLAIN_NUMBER = re.compile(r"[+-][0-9]+(?:[.,][0-9]+)*")
+DANGEROUS_TEXT = st.builds(lambda head, tail: head + tail, TRIGGERS, ANY_TEXT).filter(
+    lambda s: PLAIN_NUMBER.fullmatch(s) is None)
 SAFE_TEXT = ANY_TEXT.filter(lambda s: not s.startswith(FORMULA_TRIGGERS))
 HYPOTHESIS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -93,10 +96,21 @@ def test_csv_plain_values_encoding_and_no_prefix_on_numbers(tmp_path: Path) -> N
     assert read_csv_rows(path) == [
         ["order_number", "amount", "quantity", "row", "as_of", "dry_run", "customer"],
         ["ORD-1", "0.3", "10", "2", "2026-11-29", "true", "Müller GmbH"],
-        ["'-5", "-1299.5", "2.5", "", "", "false", "Café, Ltd"],
+        ["-5", "-1299.5", "2.5", "", "", "false", "Café, Ltd"],
         ["'@x", "", "-1", "4", "2026-01-02", "", 'A "quoted" name'],
     ]
     assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize(("text", "written"), [
+    ("-1", "-1"), ("+2.5", "+2.5"), ("-1,299.00", "-1,299.00"),  # numbers: R9 names the value as given
+    ("-1+2", "'-1+2"), ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"), ("-", "'-"), ("--1", "'--1"),
+    ("-1e5", "'-1e5"), ("+1 ", "'+1 "), ("-1.", "'-1."), ("=1", "'=1"), ("@1", "'@1"),
+])
+def test_csv_plain_signed_numbers_are_not_escaped_anything_more_is(tmp_path: Path, text: str, written: str) -> None:
+    path = tmp_path / "out.csv"
+    write_csv(path, pd.DataFrame({"value": pd.array([text], dtype="string")}))
+    assert read_csv_rows(path)[1] == [written]
 
 
 def test_csv_decimals_are_exact(tmp_path: Path) -> None:

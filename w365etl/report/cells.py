@@ -4,7 +4,8 @@ Two concerns live here so that both writers obey them the same way:
 
 * **Formula safety** (SPEC §5, the "never a formula" issue): a text cell that starts with
   ``=``, ``+``, ``-``, ``@``, a tab or a carriage return must never be taken for a formula by a
-  spreadsheet. In csv such a cell gets a leading single quote; in xlsx the writer stores every
+  spreadsheet. In csv such a cell gets a leading single quote (a plain signed number such as
+  ``-1`` is a number, not a formula, and is written as it is); in xlsx the writer stores every
   text cell as a string cell, so the text stays exactly as it was.
 * **Value conversion**: every column of a frame is classified once (text, decimal, integer,
   float, bool, date, datetime) and converted column-wise. Decimals stay exact: Arrow decimal
@@ -28,6 +29,8 @@ from w365etl.amounts import MONEY_SCALE, decimals_to_text
 FORMULA_TRIGGERS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 #: What a csv text cell starting with a trigger is prefixed with.
 FORMULA_ESCAPE = "'"
+#: A sign, then digits with ``.``/``,`` between groups — a number, never a formula: not escaped.
+PLAIN_SIGNED_NUMBER = r"[+-]\d+(?:[.,]\d+)*"
 
 ColumnKind = Literal["text", "decimal", "integer", "float", "bool", "date", "datetime"]
 
@@ -118,8 +121,17 @@ def column_kind(values: pd.Series) -> ColumnKind:
 
 
 def starts_like_formula(values: pd.Series) -> pd.Series:
-    """Boolean mask: the text starts with a formula trigger (NA → False)."""
-    return values.astype("string").str.startswith(FORMULA_TRIGGERS).fillna(False).astype(bool)
+    """Boolean mask: the text starts with a formula trigger and is not a plain signed number
+    (NA → False).
+
+    ``-1`` or ``+2.5`` is read by a spreadsheet as that very number — nothing runs — and a
+    person comparing an exception's value with the cell of the export must see ``-1``, not
+    ``'-1`` (R9 names the value). Anything more (``-1+2``, ``-2+cmd|…``) is still escaped."""
+    text = values.astype("string")
+    triggered = text.str.startswith(FORMULA_TRIGGERS).fillna(False).astype(bool)
+    if not triggered.any():
+        return triggered
+    return triggered & ~text.str.fullmatch(PLAIN_SIGNED_NUMBER).fillna(False).astype(bool)
 
 
 def escape_formula_text(values: pd.Series) -> pd.Series:
@@ -130,7 +142,8 @@ def escape_formula_text(values: pd.Series) -> pd.Series:
 
 def escape_formula(value: str) -> str:
     """The csv rule for one header or banner string."""
-    return FORMULA_ESCAPE + value if value.startswith(FORMULA_TRIGGERS) else value
+    is_formula = value.startswith(FORMULA_TRIGGERS) and re.fullmatch(PLAIN_SIGNED_NUMBER, value) is None
+    return FORMULA_ESCAPE + value if is_formula else value
 
 
 # --------------------------------------------------------------------------- exact decimals
