@@ -585,3 +585,53 @@ def test_a_flat_export_beside_an_orders_lines_pair_stays_flat(tmp_path: Path) ->
     assert result.issues.empty
     assert sorted(result.lines["order_number"]) == ["SO-1", "SO-1", "SO-2", "SO-9"]
     assert result.lines.loc[result.lines["order_number"] == "SO-9", "customer_name"].tolist() == ["Litware"]
+
+
+def test_an_unrelated_csv_beside_a_flat_export_is_rejected_not_read(tmp_path: Path) -> None:
+    """SPEC §2.1: a table without a required field is rejected whole (MISSING_COLUMN) — whatever
+    else the run holds: with no order key it cannot be the orders table of anything."""
+    flat = write(tmp_path, "flat.csv", FLAT_CSV)
+    unrelated = write(tmp_path, "unrelated.csv", "foo,bar\n1,2\n")
+    result = read_order_files([flat, unrelated])
+    by_path = {Path(record.path).name: record for record in result.files}
+    assert by_path["flat.csv"].status == "read" and by_path["unrelated.csv"].status == "rejected"
+    assert result.file_issues["reason_code"].tolist() == ["MISSING_COLUMN"]
+    assert result.file_issues.loc[0, "file"] == str(unrelated)
+    assert "Order" in result.file_issues.loc[0, "message"]
+    assert len(result.lines) == 3 and result.issues.empty
+    # given alone, the same file is rejected the same way
+    alone = read_order_files([unrelated])
+    assert alone.file_issues["reason_code"].tolist() == ["MISSING_COLUMN"]
+
+
+def test_an_orders_file_without_an_order_key_does_not_join_with_a_lines_file(tmp_path: Path) -> None:
+    orders = write(tmp_path, "orders.csv", "Customer,Currency,Status\nContoso,USD,Active\n")
+    lines = write(tmp_path, "lines.csv", "Order Number,Product,Quantity,Price Per Unit\nSO-1,E3,1,1\n")
+    result = read_order_files([orders, lines])
+    assert sorted(result.file_issues["file"]) == sorted([str(orders), str(lines)])
+    assert set(result.file_issues["reason_code"]) == {"MISSING_COLUMN"}
+    assert result.lines.empty
+
+
+def test_a_summary_sheet_beside_a_flat_sheet_is_skipped_not_joined(tmp_path: Path) -> None:
+    """SPEC §2.1: unrelated sheets are skipped — a sheet with order-like headers but no
+    Quantity and no order key (a summary, a pivot) is not an orders table."""
+    path = workbook(tmp_path / "book.xlsx", {
+        "Order Products": [FLAT_CSV.splitlines()[0].split(","), ["SO-1", "Contoso", "USD", "Active", "P1", 1, 10]],
+        "Summary": [["Customer", "Currency", "Status", "Total Amount"], ["Contoso", "USD", "Active", 10]],
+    })
+    result = read_order_files([path])
+    assert result.file_issues.empty
+    assert result.files[0].status == "read" and result.files[0].layout == "flat"
+    assert result.files[0].sheets == ["Order Products"]
+    assert len(result.lines) == 1 and result.lines.loc[0, "customer_name"] == "Contoso"
+    assert any("Summary" in warning and "skipped" in warning for warning in result.warnings)
+
+
+def test_an_orders_sheet_with_an_order_key_still_joins_its_lines_sheet(tmp_path: Path) -> None:
+    # the skip above is for keyless sheets only: a real orders sheet still joins
+    path = workbook(tmp_path / "orders.xlsx", {"Orders": ORDERS_ROWS, "Order Lines": LINES_ROWS,
+                                               "Summary": [["Customer", "Currency", "Status"], ["Contoso", "USD", "Active"]]})
+    result = read_order_files([path])
+    assert result.lines["layout"].tolist() == ["header_lines"] * 3
+    assert result.files[0].sheets == ["Orders", "Order Lines"]

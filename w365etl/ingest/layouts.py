@@ -89,6 +89,11 @@ class Table:
         return set(self.match.positions)
 
     @property
+    def has_join_key(self) -> bool:
+        """Has an order id or order number: the columns an orders table joins its lines on."""
+        return bool(self.fields & {"order_id", "order_number"})
+
+    @property
     def is_related(self) -> bool:
         """Does this sheet look like order data at all (SPEC: unrelated sheets are skipped)?"""
         return self.match.has_quantity or self.match.known_count >= MIN_KNOWN_COLUMNS

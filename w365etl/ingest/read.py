@@ -110,6 +110,14 @@ class _Run:
                 unrelated.append(why)
                 continue
             state.tables.append(table)
+        if content.kind == "xlsx" and any(table.is_lines for table in state.tables):
+            # beside a lines sheet, a sheet with no Quantity and no order key (a summary, a
+            # pivot) cannot be an orders table: nothing could join with it
+            for table in [table for table in state.tables if not table.is_lines and not table.has_join_key]:
+                why = (f"sheet '{table.raw.sheet_name}' skipped: it has no Quantity column and no "
+                       f"{FIELDS['order_number'].label} or {FIELDS['order_id'].label} column to join its rows on")
+                self.warnings.append(f"{state.path}: {why}.")
+                state.tables.remove(table)
         if not state.tables:
             self.reject(
                 state,
@@ -135,7 +143,7 @@ class _Run:
         """Decide the layout of a readable file and check its required columns."""
         lines, orders = state.lines_tables, state.orders_tables
         if not lines:
-            if run_pool is not None:
+            if run_pool is not None and any(table.has_join_key for table in orders):
                 state.layout = HEADER_LINES
                 return
             # No lines table in the run to join with: judged as a flat table (no Quantity).
@@ -189,7 +197,10 @@ def read_order_files(
     states = [run.load(Path(path)) for path in paths]
 
     readable = [state for state in states if state.ok]
-    standalone = [state for state in readable if not state.lines_tables]
+    # an orders table needs a column to join on: a file without one (an unrelated CSV given
+    # beside the export) is judged alone — rejected, never silently read as nothing
+    standalone = [state for state in readable
+                  if not state.lines_tables and any(table.has_join_key for table in state.orders_tables)]
     loose = [state for state in readable if state.lines_tables and not state.orders_tables]
     run_pool = None
     if standalone and loose:
