@@ -146,7 +146,26 @@ def read_products(path: Path) -> pd.DataFrame:
         raise ReferenceDataError(
             f"{path}: row {row}: recurring product needs a provisioning_unit or term_duration"
         )
-    return _check(Products, products, path)
+    products = _check(Products, products, path)
+    _check_distinct_names(products, path)
+    return products
+
+
+def _check_distinct_names(products: pd.DataFrame, path: Path) -> None:
+    """Lines name products the way names are compared (SPEC §2.2: case-insensitive,
+    whitespace collapsed), so two names that differ only in case or spacing are one name
+    twice: which product a line means could not be told."""
+    keys = name_key(products["product_name"])
+    same = keys.duplicated(keep=False)
+    if not same.any():
+        return
+    first = keys[same].iloc[0]
+    rows = products.index[same & (keys == first)]
+    names = " and ".join(f"'{products.loc[row, 'product_name']}' (row {int(row) + 2})" for row in rows)
+    raise ReferenceDataError(
+        f"{path}: column product_name: {names} are the same name — product names are compared "
+        "case-insensitively with whitespace collapsed, so each must differ by more than case or spacing"
+    )
 
 
 def read_provider_accounts(path: Path) -> pd.DataFrame:

@@ -76,3 +76,19 @@ def test_products_upsert_by_product_number(tmp_path):
     merged = merge_products(products, changed)
     assert len(merged) == len(products)
     assert merged.set_index("product_number").loc["M365-BB-M", "max_quantity"] == 500
+
+
+def test_product_names_that_differ_only_in_case_or_spacing_are_refused(tmp_path):
+    """SPEC §2.2: product_name is unique — as names are compared (case-insensitive, whitespace
+    collapsed); the message names the file, both rows and the column."""
+    folder = write_reference(tmp_path / "ref", [])
+    path = folder / "products.csv"
+    lines = path.read_text().splitlines()
+    first = lines[1].split(",")
+    twin = ["TWIN-1", "  " + first[1].upper().replace(" ", "  ") + " "] + first[2:]
+    path.write_text("\n".join(lines + [",".join(twin)]) + "\n")
+    with pytest.raises(ReferenceDataError) as error:
+        read_products(path)
+    message = str(error.value)
+    assert "products.csv" in message and "product_name" in message
+    assert "row 2" in message and f"row {len(lines) + 1}" in message

@@ -1054,3 +1054,18 @@ def test_r9_a_line_with_only_a_product_name_resolves_by_name():
 
     assert f.buckets(result) == ["planned"]
     assert result.lines.loc[0, "catalog_product_number"] == known["product_number"]
+
+
+def test_r9_a_name_two_catalog_rows_share_once_compared_is_not_guessed():
+    """SPEC §2.2 compares names case-insensitively with whitespace collapsed: a catalog that
+    holds two such names (a renamed product loaded beside an older one) cannot say which one a
+    line means — UNKNOWN_PRODUCT, never a crash; lines naming a product number are unaffected."""
+    known = f.products().iloc[0]
+    twin = {**known.to_dict(), "product_number": "TWIN-1", "product_name": "  " + known["product_name"].lower() + " "}
+    catalog = f.products(extra=[twin])
+    result = f.plan([f.line(product_number=None, product_name=known["product_name"]),
+                     f.line(product_number=known["product_number"], order_number="SO-2")],
+                    stored=f.state(products=catalog))
+
+    assert f.buckets(result) == ["rejected", "planned"]
+    assert f.issue_codes(result) == ["UNKNOWN_PRODUCT"]

@@ -71,7 +71,12 @@ def resolve_products(lines: pd.DataFrame, products: pd.DataFrame) -> pd.DataFram
     catalog = products.set_index("product_number", drop=False)
     by_number = lines["product_number"].astype("string").str.strip()
     known_number = by_number.where(by_number.isin(catalog.index))
-    name_index = pd.Series(products["product_number"].to_numpy(), index=name_key(products["product_name"]).to_numpy())
+    names = name_key(products["product_name"])
+    # a name two catalog rows share once compared (a rename loaded beside an older product) means
+    # neither: the line is UNKNOWN_PRODUCT rather than a guess (a file's own duplicates are
+    # refused when it is read)
+    is_single = ~names.duplicated(keep=False)
+    name_index = pd.Series(products["product_number"].to_numpy()[is_single.to_numpy()], index=names[is_single].to_numpy())
     by_name = name_key(lines["product_name"]).map(name_index).astype("string").where(by_number.isna())
     number = known_number.fillna(by_name)
     out = lines.copy(deep=False)
