@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pandas as pd
 from hypothesis import HealthCheck, Phase, assume, given, settings
@@ -270,3 +270,23 @@ def test_an_extended_amount_more_than_a_cent_off_always_mismatches(quantity, pri
 
     assert plan.issues["reason_code"].tolist() == ["AMOUNT_MISMATCH"]
     assert f.buckets(plan) == ["rejected"]
+
+
+#: every value the parser lets through (SPEC §2.1: money 12 integer digits and 6 places,
+#: quantities 13 and 5), negative discounts included
+ANY_MONEY = st.decimals(min_value=Decimal("-999999999999.999999"), max_value=Decimal("999999999999.999999"), places=6)
+ANY_QUANTITY = st.decimals(min_value=Decimal("0.00001"), max_value=Decimal("9999999999999.99999"), places=5)
+
+
+@settings(PROPERTY, max_examples=25)
+@given(quantity=ANY_QUANTITY, price=ANY_MONEY, volume=ANY_MONEY, manual=ANY_MONEY, tax=ANY_MONEY, extended=ANY_MONEY)
+def test_the_amount_rule_is_exact_over_every_value_a_cell_may_hold(quantity, price, volume, manual, tax, extended):
+    """R8 over the parser's whole range: never an overflow (a price of 999 999 999 999.50 less
+    a discount of −0.60 once crashed the run), and the verdict is the exact decimal one."""
+    with localcontext() as exact_context:
+        exact_context.prec = 60
+        is_off = abs(extended - _expected(quantity, price, volume, manual, tax)) > Decimal("0.01")
+
+    plan = f.plan(_amount_line(quantity, price, volume, manual, tax, extended))
+
+    assert ("AMOUNT_MISMATCH" in set(plan.issues["reason_code"])) == is_off

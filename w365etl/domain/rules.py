@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from w365etl.amounts import AMOUNT_TOLERANCE, MONEY_TYPE, QUANTITY_SCALE, decimals_to_text, units_to_text
+from w365etl.amounts import AMOUNT_TOLERANCE, MONEY_TYPE, QUANTITY_SCALE, QUANTITY_TYPE, decimals_to_text, units_to_text
 from w365etl.domain.issues import concat_issues, issues_for
 from w365etl.domain.keys import find_duplicate_lines
 from w365etl.reasons import ReasonCode
@@ -175,6 +175,11 @@ def find_line_problems(lines: pd.DataFrame) -> pd.DataFrame:
     return concat_issues(issues)
 
 
+#: R8's intermediate types: exact, and wide enough for the largest values a cell may hold
+_UNIT_NET_TYPE = pa.decimal128(MONEY_TYPE.precision + 1, MONEY_TYPE.scale)
+_AMOUNT_TYPE = pa.decimal128(37, QUANTITY_TYPE.scale + MONEY_TYPE.scale)
+
+
 def _amount_problems(lines: pd.DataFrame) -> pd.DataFrame:
     """R8: extended = quantity × (price − volume discount) − manual discount + tax, ±0.01."""
     zero = pa.scalar(0, MONEY_TYPE)
@@ -182,11 +187,13 @@ def _amount_problems(lines: pd.DataFrame) -> pd.DataFrame:
         return pc.fill_null(pa.array(lines[column], type=MONEY_TYPE), zero)
 
     quantity = pa.array(lines["quantity"], type=lines["quantity"].dtype.pyarrow_dtype)
-    # keep precisions inside decimal128's 38 digits: inputs are bounded at 12 integer digits
-    unit_net = pc.cast(pc.subtract(money("price_per_unit"), money("volume_discount")), MONEY_TYPE)
-    gross = pc.multiply(quantity, unit_net)
-    net = pc.cast(pc.subtract(gross, money("manual_discount")), gross.type)
-    computed = pc.cast(pc.add(net, money("tax")), gross.type)
+    # keep precisions inside decimal128's 38 digits, with room for every value the parser
+    # lets through (money < 10¹², quantity < 10¹³): price − discount < 2·10¹² needs 13 integer
+    # digits, the gross < 2·10²⁵ needs 26 — decimal(37, 11) — and ± a discount or tax still fits
+    unit_net = pc.cast(pc.subtract(money("price_per_unit"), money("volume_discount")), _UNIT_NET_TYPE)
+    gross = pc.cast(pc.multiply(quantity, unit_net), _AMOUNT_TYPE)
+    net = pc.cast(pc.subtract(gross, money("manual_discount")), _AMOUNT_TYPE)
+    computed = pc.cast(pc.add(net, money("tax")), _AMOUNT_TYPE)
     given = pa.array(lines["extended_amount"], type=MONEY_TYPE)
     difference = pc.abs(pc.subtract(given, computed))
     tolerance = pa.scalar(AMOUNT_TOLERANCE, pa.decimal128(3, 2))
