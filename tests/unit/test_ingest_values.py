@@ -380,6 +380,20 @@ def test_unknown_currency_name_is_bad() -> None:
     assert bad.all()
 
 
+@pytest.mark.parametrize("cell", ["UDS", "yen", "EUE", "XXX", "XTS", "ABC"])
+def test_three_letters_that_are_no_iso_4217_code_are_bad(cell: str) -> None:
+    """SPEC §2.1 currency = "ISO code or D365 name": a typo is INVALID_VALUE, never a new
+    currency (a billing contract in 'UDS' would be made otherwise)."""
+    _, bad = parse_currency(text(cell))
+    assert bad.all()
+
+
+@pytest.mark.parametrize("cell", ["JPY", "sek", "HRK", "XCG", "ZWG"])
+def test_iso_codes_in_use_and_recently_withdrawn_are_read(cell: str) -> None:
+    values, bad = parse_currency(text(cell))
+    assert values.iloc[0] == cell.upper() and not bad.any()
+
+
 def test_option_labels_are_canonical_and_synonyms_accepted() -> None:
     assert parse_option(text("annual"), BILLING_FREQUENCY).values.iloc[0] == "Annually"
     assert parse_option(text("ANNUALLY"), PROVISIONING_UNIT).values.iloc[0] == "Annual"

@@ -168,7 +168,7 @@ def _header(headers: Mapping[str, Mapping[str, str]], table_key: str, name: str)
 
 def _allowed(name: str) -> str:
     if name == "currency":
-        return "a three-letter ISO currency code"
+        return "an ISO 4217 currency code (USD, EUR…) or a D365 currency name (US Dollar, Euro…)"
     allowed = ALLOWED_VALUES.get(name)
     if allowed is None:
         return "a valid value"

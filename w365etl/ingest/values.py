@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from w365etl.amounts import MONEY_DTYPE, MONEY_SCALE, MONEY_TYPE, QUANTITY_DTYPE, QUANTITY_SCALE, QUANTITY_TYPE, decimals_from_text
+from w365etl.ingest.currencies import ISO_4217_CODES
 
 NUMBER_LOCALES = ("en-US", "de-DE", "fr-FR")
 DATE_ORDERS = ("MDY", "DMY", "YMD")
@@ -495,10 +496,12 @@ _CURRENCY_LOOKUP = {_key(name): code for name, code in CURRENCY_NAMES.items()}
 
 @per_distinct_value
 def parse_currency(values: pd.Series) -> Parsed:
-    """An ISO 4217 code (any case) or a D365 currency name → upper-case ISO code."""
+    """An ISO 4217 code (any case) or a D365 currency name → upper-case ISO code; three
+    letters that are no ISO code (``UDS``) are a bad value, not a new currency."""
     text = _as_text(values)
     blank = _blank(text)
-    is_code = text.str.fullmatch(r"[A-Za-z]{3}").fillna(False)
+    is_code = (text.str.fullmatch(r"[A-Za-z]{3}").fillna(False)
+               & text.str.upper().isin(ISO_4217_CODES).fillna(False))
     named = _label_key(text).map(_CURRENCY_LOOKUP)
     out = text.str.upper().where(is_code, named).astype("str")
     ok = out.notna().to_numpy(dtype=bool)
@@ -635,7 +638,7 @@ def why_bad(field: str, values: pd.Series, *, number_locale: str = "en-US") -> p
         "guid": "is not a GUID",
         "integer": "is not a whole number",
         "boolean": "is not Yes, No, True, False, 1 or 0",
-        "currency": "is not an ISO currency code or a D365 currency name (" + ", ".join(CURRENCY_NAMES) + ")",
+        "currency": "is not an ISO 4217 currency code or a D365 currency name (" + ", ".join(CURRENCY_NAMES) + ")",
     }.get(kind)
     if phrase is None:
         phrase = "is not " + _OPTION_SETS[kind].describe() if kind in _OPTION_SETS else "is not valid"
