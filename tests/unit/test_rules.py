@@ -746,6 +746,10 @@ def test_r6_every_copy_of_a_repeated_line_id_is_duplicate_line():
     assert f.buckets(result) == ["rejected", "rejected", "held"]
     assert f.issue_codes(result, 0) == ["DUPLICATE_LINE"]
     assert f.issue_codes(result, 1) == ["DUPLICATE_LINE"]
+    # the exception names the column that repeats, and its value
+    duplicates = result.issues[result.issues["reason_code"] == "DUPLICATE_LINE"]
+    assert duplicates["field"].tolist() == ["line_id", "line_id"]
+    assert duplicates["value"].str.lower().tolist() == [GUID.lower()] * 2
 
 
 def test_r6_every_copy_of_a_repeated_order_and_line_number_is_duplicate_line():
@@ -756,6 +760,10 @@ def test_r6_every_copy_of_a_repeated_order_and_line_number_is_duplicate_line():
 
     assert f.buckets(result) == ["rejected", "rejected", "planned"]
     assert f.issue_codes(result) == ["DUPLICATE_LINE", "DUPLICATE_LINE"]
+    # no line id repeats (the file may have none): the exception names the line number
+    assert result.issues["field"].tolist() == ["line_number", "line_number"]
+    assert result.issues["value"].tolist() == ["1", "1"]
+    assert result.issues["message"].str.contains("SO-1, line 1").all()
 
 
 def test_r6_identical_lines_without_numbers_are_not_duplicates():

@@ -66,9 +66,16 @@ def find_duplicate_lines(lines: pd.DataFrame) -> pd.Series:
 
     Returns a boolean mask; every copy is flagged (nobody can tell which one is right).
     """
+    by_guid, by_number = duplicates_by_identifier(lines)
+    return by_guid | by_number
+
+
+def duplicates_by_identifier(lines: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """R6's two duplicate tests apart: rows sharing a ``line_id``; rows sharing an (order
+    number, line number) — what an exception names as the duplicated column."""
     by_guid = lines["key_guid"].notna() & lines["key_guid"].duplicated(keep=False)
     by_number = lines["key_number"].notna() & lines["key_number"].duplicated(keep=False)
-    return by_guid | by_number
+    return by_guid, by_number
 
 
 def match_stored_lines(lines: pd.DataFrame, stored_identifiers: pd.DataFrame) -> pd.Series:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from w365etl.amounts import AMOUNT_TOLERANCE, MONEY_TYPE, QUANTITY_SCALE, QUANTITY_TYPE, decimals_to_text, units_to_text
 from w365etl.domain.issues import concat_issues, issues_for
-from w365etl.domain.keys import find_duplicate_lines
+from w365etl.domain.keys import duplicates_by_identifier
 from w365etl.reasons import ReasonCode
 from w365etl.reference import name_key
 
@@ -138,10 +138,15 @@ def find_line_problems(lines: pd.DataFrame) -> pd.DataFrame:
     by the bucket decision.
     """
     issues = []
-    duplicated = find_duplicate_lines(lines)
-    issues.append(issues_for(lines, duplicated, ReasonCode.DUPLICATE_LINE, "line_id",
-                             "The same line appears more than once in this run: " + lines["line_key"],
-                             value=lines["line_key"]))
+    # one row per duplicated line, naming the column that repeats: the line id when the GUID
+    # does, else the line number (a file without the hidden GUID columns has no line id)
+    by_guid, by_number = duplicates_by_identifier(lines)
+    issues.append(issues_for(lines, by_guid, ReasonCode.DUPLICATE_LINE, "line_id",
+                             "The same line appears more than once in this run: " + lines["line_key"]))
+    issues.append(issues_for(lines, by_number & ~by_guid, ReasonCode.DUPLICATE_LINE, "line_number",
+                             "The same order number and line number appear more than once in this run: "
+                             + lines["order_number"].astype("string") + ", line "
+                             + lines["line_number"].astype("Int64").astype("string")))
 
     write_in = lines["write_in_product"].notna()
     issues.append(issues_for(lines, write_in, ReasonCode.WRITE_IN_PRODUCT, "write_in_product",
