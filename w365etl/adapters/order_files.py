@@ -14,9 +14,10 @@ it, so that parsing (``values.py``) is the same for CSV and Excel:
   and every XML part's prolog (a DOCTYPE or ENTITY is refused: entity bombs, XXE). Empty
   styled rows and cells are dropped from the sheet stream. Hidden sheets (D365's
   ``hiddenSheet``) are not read; D365's hidden leading ``(Do Not Modify) …`` *columns* are,
-  they carry the GUIDs. Numbers become exact decimal text (``repr`` of the float, never
-  rounded) written with the run's decimal mark, so that a numeric cell parses like the same
-  number typed in the locale.
+  they carry the GUIDs. Numbers become the decimal text Excel shows — 15 significant digits,
+  Excel's own precision, so a typed number comes back exactly and a formula's binary noise
+  (``59.970000000000006``) does not — written with the run's decimal mark, so that a numeric
+  cell parses like the same number typed in the locale.
 
 Limits (:class:`InputLimits`, settings ``limits.*``) are checked before the whole file is
 loaded where the format allows it; a file over one is rejected naming the limit and the
@@ -582,8 +583,14 @@ def _text_rows(rows: Iterator[tuple], decimal_mark: str) -> Iterator[tuple[int, 
         yield row_number, [cell_text(value, decimal_mark) for value in values]
 
 
+#: the significant digits Excel keeps of a number (what it shows and what a person typed)
+EXCEL_DIGITS = 15
+
+
 def cell_text(value: object, decimal_mark: str = ".") -> str:
-    """The text of one Excel cell value, exact: numbers never pass through rounding."""
+    """The text of one Excel cell value: a number as Excel shows it (15 significant digits —
+    every number with at most 15 comes back exactly as typed; a formula's result loses its
+    binary noise, ``2.9999999999999996`` → ``3``)."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -597,7 +604,7 @@ def cell_text(value: object, decimal_mark: str = ".") -> str:
             return str(value)
         if value.is_integer():
             return str(int(value))
-        text = format(Decimal(repr(value)), "f")
+        text = format(Decimal(format(value, f".{EXCEL_DIGITS}g")), "f")
         return text.replace(".", decimal_mark) if decimal_mark != "." else text
     if isinstance(value, dt.datetime):
         if value.time() == dt.time(0, 0):
