@@ -124,10 +124,7 @@ def build_plan(lines: pd.DataFrame, value_issues: pd.DataFrame, state: StoredSta
 
     own_issues = concat_issues([
         value_issues,
-        issues_for(frame, changed, ReasonCode.LINE_CHANGED_AFTER_PROVISIONING, "quantity",
-                   "This line was provisioned before as " + stored_signature.fillna("") +
-                   " (product|quantity|price); the export now says " + frame["content_signature"],
-                   value=frame["content_signature"]),
+        _changed_line_issues(frame, changed, stored_signature),
         rules.find_line_problems(frame),
         issues_for(frame, ambiguous, ReasonCode.AMBIGUOUS_CUSTOMER, "customer_name",
                    "Customer '" + frame["customer_name"].astype("string") +
@@ -182,3 +179,38 @@ def _bucket_reason_issues(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
             value = frame["effective_provider_code"]
         parts.append(issues_for(frame, selected, code, field_name, message, value=value))
     return concat_issues(parts)
+
+
+#: the parts of a content signature (``keys.line_content_signature``) and the column each names
+_SIGNATURE_FIELDS = ("product_number", "quantity", "price_per_unit")
+
+
+def _changed_line_issues(frame: pd.DataFrame, changed: pd.Series, stored_signature: pd.Series) -> pd.DataFrame:
+    """R6 LINE_CHANGED_AFTER_PROVISIONING, one row per changed line, naming the first of
+    product, quantity and price that differs from what was provisioned, with its new value."""
+    if not changed.any():
+        return issues_for(frame, changed, ReasonCode.LINE_CHANGED_AFTER_PROVISIONING, "quantity", "")
+    # the product may hold a "|": split from the right
+    now = frame.loc[changed, "content_signature"].astype("string").str.rsplit("|", n=2, expand=True)
+    before = stored_signature[changed].astype("string").str.rsplit("|", n=2, expand=True)
+    message = ("This line was provisioned before as " + stored_signature.fillna("") +
+               " (product|quantity|price); the export now says " + frame["content_signature"])
+    undecided = changed.copy()
+    parts = []
+    for position, field in enumerate(_SIGNATURE_FIELDS):
+        differs = pd.Series(False, index=frame.index)
+        differs[now.index] = (now[position] != before[position]).fillna(True).to_numpy(dtype=bool)
+        mask = undecided & differs if field != _SIGNATURE_FIELDS[-1] else undecided
+        value = pd.Series(pd.NA, index=frame.index, dtype="string")
+        value[now.index] = now[position]
+        if field == "product_number":  # a line that names its product by name: that column
+            by_name = mask & frame["product_number"].isna()
+            parts.append(issues_for(frame, by_name, ReasonCode.LINE_CHANGED_AFTER_PROVISIONING,
+                                    "product_name", message, value=value))
+            undecided &= ~by_name
+            mask &= ~by_name
+        parts.append(issues_for(frame, mask, ReasonCode.LINE_CHANGED_AFTER_PROVISIONING, field, message,
+                                value=value))
+        undecided &= ~mask
+    return concat_issues(parts)
+

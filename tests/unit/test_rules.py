@@ -686,15 +686,25 @@ def test_r6_the_same_key_with_different_content_is_line_changed_after_provisioni
 
     assert f.buckets(result) == ["rejected", "held"]
     assert f.issue_codes(result, 0) == ["LINE_CHANGED_AFTER_PROVISIONING"]
+    assert _rows_for(result, 0)[["field", "value"]].values.tolist() == [["quantity", "6"]]
 
 
-@pytest.mark.parametrize("change", [{"price_per_unit": "11"}, {"product_number": f.LICENCE, "quantity": "5"}])
-def test_r6_price_and_product_are_part_of_the_provisioned_content(change):
+@pytest.mark.parametrize(("change", "field", "value"), [
+    ({"price_per_unit": "11"}, "price_per_unit", "11"),
+    ({"product_number": f.LICENCE, "quantity": "5"}, "product_number", f.LICENCE),
+    ({"product_number": f.LICENCE, "quantity": "7", "price_per_unit": "11"}, "product_number", f.LICENCE),
+    ({"quantity": "7", "price_per_unit": "11"}, "quantity", "7"),
+    ({"product_number": None, "product_name": f.products().set_index("product_number").loc[f.LICENCE, "product_name"]},
+     "product_name", f.LICENCE),
+])
+def test_r6_price_and_product_are_part_of_the_provisioned_content(change, field, value):
+    """One row per changed line, naming the first of product, quantity, price that changed."""
     rows, stored = _provisioned_before(quantity="5")
 
     result = f.plan([f.line(line_id=GUID, **{"quantity": "5", **change})], stored)
 
     assert f.issue_codes(result, 0) == ["LINE_CHANGED_AFTER_PROVISIONING"]
+    assert _rows_for(result, 0)[["field", "value"]].values.tolist() == [[field, value]]
 
 
 def test_r6_a_trailing_zero_is_not_a_change():
