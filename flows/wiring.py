@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import pandas as pd
+
 from w365etl.adapters.providers.fake import FakeProvider
 from w365etl.adapters.providers.manual import manual_provider, record_provider
 from w365etl.adapters.store_sql import SqlStore, StoreUnavailable, sqlite_file_missing
+from w365etl.domain import mapping
+from w365etl.domain.subscriptions import INCREASE
 from w365etl.execute import ProviderNotConfigured
 from w365etl.ports import Provider
 from w365etl.settings import Settings
@@ -56,13 +62,14 @@ def build_providers(settings: Settings, needed: set[str], *, store=None, run_id:
 def _partner_center(code: str, configured, store, run_id: str | None, state):
     """Partner Center through its REST API: ``live`` (Entra ID credentials from settings, never a
     fallback to the sandbox) or ``sandbox`` (the one at ``sandbox_url``, else one started here,
-    seeded with this database's catalog and provider account mappings)."""
+    seeded with this database's catalog, provider account mappings and the subscriptions the run
+    may increase; a sandbox at ``sandbox_url`` is not ours to seed: it keeps its own state)."""
     from w365etl.adapters.partner_center import MsalTokenProvider, PartnerCenterClient, RateLimiter, SandboxTokenProvider
     from w365etl.adapters.providers.partner_center import PartnerCenterProvider
     from w365etl.adapters.store_sql import SqlSubmissionJournal
 
     prefix = f"providers.{code}"
-    on_close = None
+    on_close = before_provision = None
     if configured.adapter == "live":
         missing = [name for name in ("tenant_id", "client_id", "client_secret") if not getattr(configured, name)]
         if missing:
@@ -84,9 +91,19 @@ def _partner_center(code: str, configured, store, run_id: str | None, state):
             products = None
             if state is not None and not state.products.empty:
                 products = state.products.rename(columns={"provider_code": "provider"})
+            # Partner Center remembers what earlier runs bought; a sandbox started for this run
+            # must too, or R5 Existing on a subscription of an earlier run is "not found" (20003)
             handle = start_sandbox(customers=customers, products=products, latency_ms=configured.sandbox_latency_ms,
-                                   fault_rate=configured.sandbox_fault_rate)
+                                   fault_rate=configured.sandbox_fault_rate,
+                                   subscriptions=stored_subscriptions(code, state))
             base_url, on_close = handle.url, handle.stop
+            # the providers are built once per run, from its first partition's state: the
+            # subscriptions a later partition increases are added as its requests arrive
+            # (in-process, before the first call that could need them)
+
+            def before_provision(requests, sandbox_state=handle.state):
+                sandbox_state.seed_subscriptions(increased_subscriptions(requests))
+
         # the sandbox takes any credentials; the configured ones are sent when set, so that a
         # sandbox run handles the client secret exactly as a live run does (never shown anywhere)
         tokens = SandboxTokenProvider(base_url, client_id=configured.client_id or "w365etl",
@@ -95,7 +112,54 @@ def _partner_center(code: str, configured, store, run_id: str | None, state):
                                                                        configured.customer_requests_per_minute))
     journal = SqlSubmissionJournal(store, code, run_id)
     return PartnerCenterProvider(code, configured.adapter, client, journal, max_workers=configured.max_workers,
-                                 on_close=on_close)
+                                 on_close=on_close, before_provision=before_provision)
+
+
+def stored_subscriptions(code: str, state) -> list[dict] | None:
+    """The provider's active subscriptions in ``state`` (those the plan may increase, R5) with
+    their provider account and SKU — the rows a sandbox started for the run is seeded with."""
+    if state is None or state.subscriptions.empty:
+        return None
+    subscriptions = state.subscriptions[(state.subscriptions["provider_code"] == code)
+                                        & (state.subscriptions["status"] == "Active")
+                                        & state.subscriptions["provider_subscription_id"].notna()]
+    if subscriptions.empty or state.provider_accounts.empty:
+        return None
+    # the customer's provider account as the plan finds it (R3: by CRM id, else by name)
+    customers = state.customers[state.customers["customer_pk"].isin(subscriptions["customer_pk"])]
+    customers = customers.reset_index(drop=True)
+    accounts = mapping.match_provider_accounts(
+        pd.DataFrame({"customer_name_key": customers["name_key"], "effective_provider_code": code}),
+        state.provider_accounts, customers["crm_customer_id"])
+    tenant_of = pd.Series(accounts["provider_customer_id"].to_numpy(), index=customers["customer_pk"].to_numpy())
+    products = state.products[state.products["provider_code"] == code].drop_duplicates("product_number")
+    products = products.set_index("product_number")
+    rows = pd.DataFrame({
+        "provider_customer_id": subscriptions["customer_pk"].map(tenant_of),
+        "provider_subscription_id": subscriptions["provider_subscription_id"],
+        "provider_sku": subscriptions["product_number"].map(products["provider_sku"]),
+        "quantity": subscriptions["quantity"],
+        "term_duration": subscriptions["product_number"].map(products["term_duration"]),
+        "billing_frequency": subscriptions["product_number"].map(products["billing_frequency"]),
+    })
+    return rows.astype(object).where(rows.notna(), None).to_dict("records")
+
+
+def increased_subscriptions(requests: pd.DataFrame) -> list[dict]:
+    """The subscriptions a batch of provider requests increases (R5 Existing), as seed rows:
+    the quantity before the run is the smallest ``quantity_after - quantity`` of the lines that
+    increase it (they add up in order)."""
+    increases = requests[(requests["action"] == INCREASE) & requests["provider_subscription_id"].notna()]
+    rows: dict[str, dict] = {}
+    for row in increases.itertuples():
+        before = Decimal(str(row.quantity_after)) - Decimal(str(row.quantity))
+        seen = rows.get(row.provider_subscription_id)
+        if seen is None or before < seen["quantity"]:
+            rows[row.provider_subscription_id] = {
+                "provider_customer_id": row.provider_customer_id,
+                "provider_subscription_id": row.provider_subscription_id, "provider_sku": row.provider_sku,
+                "quantity": before, "term_duration": row.term_duration, "billing_frequency": row.billing_frequency}
+    return list(rows.values())
 
 
 def provider_modes(settings: Settings) -> dict[str, str]:

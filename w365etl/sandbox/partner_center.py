@@ -22,7 +22,8 @@ any casing in), the same error body ``{code, description, data, source}`` and th
 - ``GET …/subscriptions``, ``GET|PATCH …/subscriptions/{id}`` — PATCH needs the current etag
   (``attributes.etag`` or ``If-Match``; stale → 412 ``2055``), an active subscription (pending →
   409 ``800082``) and a quantity within the SKU's bounds (400 ``2002``); the etag changes on every
-  update.
+  update. Subscriptions bought before the sandbox started can be seeded (``start_sandbox(
+  subscriptions=...)``, ``SandboxState.seed_subscriptions``): they are active and can be updated.
 
 ``MS-RequestId`` makes a write idempotent, as in Partner Center: the same POST/PATCH with the same
 request id is answered from memory and applied once.
@@ -59,6 +60,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,42 @@ def _collection(items: list[dict[str, Any]], self_uri: str) -> dict[str, Any]:
 
 def _link(uri: str) -> dict[str, Any]:
     return {"uri": uri, "method": "GET", "headers": []}
+
+
+def _quantity(value: Any) -> int | None:
+    """A whole seat count, also from exact-decimal text such as ``"10.00000"`` (the database's)."""
+    if _blank(value) or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except ArithmeticError:
+        return None
+    return int(number) if number.is_finite() and number == number.to_integral_value() else None
+
+
+def _subscription_record(tenant: str, subscription_id: str, offer_id: str, offer_name: str, friendly: str | None,
+                         quantity: int, cycle: str, term: str, order_id: str | None, created: float,
+                         status: str) -> dict[str, Any]:
+    """A subscription as the sandbox stores it (public fields as Partner Center shows them)."""
+    product_id, sku_id, availability_id = offer_id.split(":")
+    return {
+        "id": subscription_id, "offerId": offer_id, "offerName": offer_name, "friendlyName": friendly,
+        "productType": {"id": "OnlineServices", "displayName": "OnlineServices"},
+        "quantity": quantity, "unitType": "Licenses", "hasPurchasableAddons": False,
+        "creationDate": _now_iso(created), "effectiveStartDate": _now_iso(created),
+        "commitmentEndDate": _now_iso(created + _TERM_DAYS[term] * 86400),
+        "cancellationAllowedUntilDate": _now_iso(created + 7 * 86400),
+        "status": status, "autoRenewEnabled": True, "isTrial": False, "billingType": "license",
+        "billingCycle": cycle, "termDuration": term, "contractType": "subscription", "orderId": order_id,
+        "publisherName": "Microsoft Corporation",
+        "links": {"product": _link(f"/products/{product_id}?country=US"),
+                  "sku": _link(f"/products/{product_id}/skus/{sku_id}?country=US"),
+                  "availability": _link(f"/products/{product_id}/skus/{sku_id}/availabilities/"
+                                        f"{availability_id}?country=US"),
+                  "self": _link(f"/customers/{tenant}/subscriptions/{subscription_id}")},
+        "attributes": {"etag": uuid.uuid4().hex, "objectType": "Subscription"},
+        "_tenant": tenant.casefold(),
+    }
 
 
 # ------------------------------------------------------------------------------------- catalog
@@ -503,27 +541,10 @@ class SandboxState:
                 order_lines = []
                 for number, line in enumerate(lines):
                     subscription_id = str(uuid.uuid4())
-                    product_id, sku_id, availability_id = line["catalogItemId"].split(":")
-                    self.subscriptions[subscription_id] = {
-                        "id": subscription_id, "offerId": line["catalogItemId"], "offerName": line["_offerName"],
-                        "friendlyName": line["friendlyName"], "productType": {"id": "OnlineServices",
-                                                                               "displayName": "OnlineServices"},
-                        "quantity": line["quantity"], "unitType": "Licenses", "hasPurchasableAddons": False,
-                        "creationDate": _now_iso(now), "effectiveStartDate": _now_iso(now),
-                        "commitmentEndDate": _now_iso(now + _TERM_DAYS[line["termDuration"]] * 86400),
-                        "cancellationAllowedUntilDate": _now_iso(now + 7 * 86400),
-                        "status": "pending", "autoRenewEnabled": True, "isTrial": False, "billingType": "license",
-                        "billingCycle": cycle, "termDuration": line["termDuration"],
-                        "contractType": "subscription", "orderId": order_id,
-                        "publisherName": "Microsoft Corporation",
-                        "links": {"product": _link(f"/products/{product_id}?country=US"),
-                                  "sku": _link(f"/products/{product_id}/skus/{sku_id}?country=US"),
-                                  "availability": _link(f"/products/{product_id}/skus/{sku_id}/availabilities/"
-                                                        f"{availability_id}?country=US"),
-                                  "self": _link(f"/customers/{tenant}/subscriptions/{subscription_id}")},
-                        "attributes": {"etag": uuid.uuid4().hex, "objectType": "Subscription"},
-                        "_tenant": tenant.casefold(),
-                    }
+                    product_id, sku_id, _ = line["catalogItemId"].split(":")
+                    self.subscriptions[subscription_id] = _subscription_record(
+                        tenant, subscription_id, line["catalogItemId"], line["_offerName"], line["friendlyName"],
+                        line["quantity"], cycle, line["termDuration"], order_id, now, "pending")
                     order_lines.append({
                         "lineItemNumber": number, "offerId": line["catalogItemId"], "subscriptionId": subscription_id,
                         "friendlyName": line["friendlyName"], "quantity": line["quantity"],
@@ -653,8 +674,52 @@ class SandboxState:
 
     def _bounds(self, subscription: Mapping[str, Any]) -> tuple[int, int]:
         product_id, sku_id, _ = subscription["offerId"].split(":")
-        sku = self.catalog.sku(product_id, sku_id)
+        try:
+            sku = self.catalog.sku(product_id, sku_id)
+        except ApiError:
+            # a subscription seeded from before the sandbox started whose SKU left the catalog
+            # since: Partner Center still lets it be changed, so the bounds are the general ones
+            return 1, DEFAULT_MAX_QUANTITY
         return sku["minimumQuantity"], sku["maximumQuantity"]
+
+    def seed_subscriptions(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Subscriptions bought before this sandbox started, as Partner Center (which remembers
+        every purchase) would still have them: active, with their quantity.
+
+        Rows (dicts or a DataFrame's records): ``provider_customer_id`` (tenant),
+        ``provider_subscription_id``, ``provider_sku`` ("PRODUCT:SKU"), ``quantity`` (whole), and
+        optionally ``term_duration``, ``billing_frequency``, ``friendly_name``. A subscription the
+        sandbox already knows is left as it is (what happened to it here is newer), and a row
+        without a tenant, an id, a SKU or a whole quantity is ignored. Returns how many were added.
+        """
+        now = time.time()
+        added = 0
+        with self.lock:
+            known = {key.casefold() for key in self.subscriptions}
+            for row in rows:
+                tenant, subscription_id = _ci(row, "provider_customer_id"), _ci(row, "provider_subscription_id")
+                provider_sku, quantity = _ci(row, "provider_sku"), _quantity(_ci(row, "quantity"))
+                if _blank(tenant) or _blank(subscription_id) or _blank(provider_sku) or quantity is None \
+                        or ":" not in str(provider_sku):
+                    log.debug("not seeding subscription row %r", row)
+                    continue
+                subscription_id = str(subscription_id).strip()
+                if subscription_id.casefold() in known:
+                    continue
+                product_id, sku_id = (part.strip() for part in str(provider_sku).split(":", 1))
+                offers = self.catalog.availabilities.get((product_id.casefold(), sku_id.casefold())) or []
+                offer_id = offers[0]["catalogItemId"] if offers else f"{product_id}:{sku_id}:0000"
+                sku = self.catalog.skus.get((product_id.casefold(), sku_id.casefold()))
+                term = str(_ci(row, "term_duration") or "").strip().upper()
+                cycle = _CYCLES.get(str(_ci(row, "billing_frequency") or "").strip().casefold(), "monthly")
+                friendly = _ci(row, "friendly_name")
+                self.subscriptions[subscription_id] = _subscription_record(
+                    str(tenant).strip(), subscription_id, offer_id, sku["title"] if sku else str(provider_sku),
+                    None if _blank(friendly) else str(friendly), quantity, cycle,
+                    term if term in _TERM_DAYS else "P1M", None, now, "active")
+                known.add(subscription_id.casefold())
+                added += 1
+        return added
 
     # -- inspection (tests, demos)
     def friendly_name_counts(self, tenant: str) -> dict[str, int]:
@@ -953,12 +1018,16 @@ def start_sandbox(*, port: int = 0, customers: Mapping[str, str] | None = None, 
                   host: str = "127.0.0.1", token_ttl_seconds: float = 3600, no_relationship: Iterable[str] = (),
                   order_completion_polls: int = 2, order_completion_seconds: float = 5.0,
                   checkout_resubmit: str = "replay", fault_kinds: Iterable[str] = FAULT_KINDS,
-                  slow_ms: float = 1500, retry_after_seconds: float = 1.0) -> SandboxHandle:
+                  slow_ms: float = 1500, retry_after_seconds: float = 1.0,
+                  subscriptions: Any = None) -> SandboxHandle:
     """Start the sandbox in a background thread on ``host:port`` (0 = a free port); ready on return.
 
     ``customers`` (tenant id → name) and ``products`` (catalog rows shaped like ``products.csv``:
     a list of dicts or a DataFrame) add to / override what ``reference`` (a reference folder)
     provides; with neither, the catalog is ``DEFAULT_PRODUCTS`` and there are no customers.
+    ``subscriptions`` (rows as ``SandboxState.seed_subscriptions`` takes them, or a DataFrame)
+    are active subscriptions from before: a sandbox started for one run knows what earlier
+    runs bought, as Partner Center does.
     """
     if not 0.0 <= fault_rate <= 1.0:
         raise ValueError("fault_rate must be between 0 and 1")
@@ -977,6 +1046,9 @@ def start_sandbox(*, port: int = 0, customers: Mapping[str, str] | None = None, 
         order_completion_polls=order_completion_polls, order_completion_seconds=order_completion_seconds,
         checkout_resubmit=checkout_resubmit, fault_rate=fault_rate, seed=seed, fault_kinds=fault_kinds,
         latency_ms=latency_ms, slow_ms=slow_ms, retry_after_seconds=retry_after_seconds)
+    if subscriptions is not None:
+        state.seed_subscriptions(subscriptions.to_dict("records") if hasattr(subscriptions, "to_dict")
+                                 else subscriptions)
     server = _Server((host, port), _Handler)
     server.state = state
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},

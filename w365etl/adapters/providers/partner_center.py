@@ -55,7 +55,8 @@ class PartnerCenterProvider:
 
     def __init__(self, code: str, adapter_name: str, client: PartnerCenterClient, journal: SubmissionJournal, *,
                  max_workers: int = 4, max_rounds: int = 12, order_poll_seconds: float = 0.5,
-                 on_close: Callable[[], None] | None = None) -> None:
+                 on_close: Callable[[], None] | None = None,
+                 before_provision: Callable[[pd.DataFrame], object] | None = None) -> None:
         self.code = code
         self.adapter_name = adapter_name
         self.client = client
@@ -64,6 +65,9 @@ class PartnerCenterProvider:
         self.max_rounds = max_rounds
         self.order_poll_seconds = order_poll_seconds
         self._on_close = on_close
+        # told every batch before it is sent (a sandbox started for the run learns from it the
+        # subscriptions the batch increases; see flows/wiring.py)
+        self._before_provision = before_provision
 
     def close(self) -> None:
         self.client.close()
@@ -87,6 +91,8 @@ class PartnerCenterProvider:
 
     # ------------------------------------------------------------------ provisioning
     def provision(self, requests: pd.DataFrame) -> pd.DataFrame:
+        if self._before_provision is not None:
+            self._before_provision(requests)
         customers = {tenant: rows for tenant, rows in requests.groupby("provider_customer_id", sort=True)}
         outcomes = run_per_customer(lambda tenant: self._provision_customer(tenant, customers[tenant]),
                                     list(customers), max_workers=self.max_workers)
