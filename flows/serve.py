@@ -3,8 +3,10 @@
 Prefect's temporary server runs no schedules ("Cannot schedule flows on an ephemeral server"),
 so when no ``PREFECT_API_URL`` is configured this starts a real local Prefect server (its UI on
 127.0.0.1), waits until it is healthy, serves the flow against it and stops it on exit. With
-``PREFECT_API_URL`` set it uses that server. Import this module only after the environment is
-prepared: prefect reads its settings when first imported.
+``PREFECT_API_URL`` set it uses that server. The cron expression and time zone are checked
+first (``check_schedule``, Prefect's own rules): a bad one stops before any server starts.
+Import this module only after the environment is prepared: prefect reads its settings when
+first imported.
 """
 
 from __future__ import annotations
@@ -19,6 +21,31 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+
+class ScheduleError(ValueError):
+    """A cron expression or time zone Prefect's ``Cron`` schedule refuses; ``field`` says which
+    (``cron`` or ``timezone``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_schedule(cron: str, timezone: str) -> None:
+    """Raise ``ScheduleError`` for what ``Cron(cron, timezone=timezone)`` would refuse — only
+    once the flow is served, after a local Prefect server was started for it. The schedule's own
+    model checks it, so what passes here is what Prefect accepts."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron, timezone=timezone)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first.get("loc") else "cron"
+        # pydantic prefixes a validator's message with "Value error, "; Prefect's own words follow
+        raise ScheduleError(field, str(first["msg"]).removeprefix("Value error, ")) from None
 
 
 @dataclass
@@ -80,7 +107,9 @@ def start_local_server(*, port: int | None = None, timeout_seconds: float = 180,
 
 def serve_nightly(*, cron: str, timezone: str, inbox_dir: str, config_file: str | None, out_dir: str | None,
                   on_ready=print) -> None:
-    """Serve the flow until SIGTERM or Ctrl-C; starts (and stops) a local server if needed."""
+    """Serve the flow until SIGTERM or Ctrl-C; starts (and stops) a local server if needed.
+    A schedule Prefect would refuse raises ``ScheduleError`` before anything starts."""
+    check_schedule(cron, timezone)
     server = None
     if not os.environ.get("PREFECT_API_URL"):
         server = start_local_server()
