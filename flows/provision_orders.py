@@ -342,7 +342,7 @@ def _provision_slice(*, store, writer, run_id: str, paths: list[Path], settings:
             run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,
             files=files_records, headers=ingest.headers, fulfilled=fulfilled, stored_contracts=state.contracts,
             provider_modes=wiring.provider_modes(settings), is_dry_run=writer is None,
-            max_sheet_rows=settings.report_max_rows,
+            max_sheet_rows=settings.report_max_rows, warnings=ingest.warnings,
         )
     if split is not None and writer is not None:
         with clock.stage("record-outcomes"):

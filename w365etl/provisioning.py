@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -195,6 +195,7 @@ def build_outputs(
     provider_modes: dict[str, str],
     is_dry_run: bool,
     max_sheet_rows: int | None = None,
+    warnings: Sequence[str] = (),
 ) -> RunOutputs:
     """Every report of the run, with the conservation equations checked (SPEC §5)."""
     as_of = plan.options.as_of
@@ -204,7 +205,7 @@ def build_outputs(
     summary = build.build_summary(
         run_id=run_id, as_of=as_of, is_dry_run=is_dry_run, files=files, lines=lines, orders=orders,
         exceptions=exceptions, needs_mapping=needs_mapping, new_contracts=plan.new_contracts,
-        provider_modes=provider_modes,
+        provider_modes=provider_modes, warnings=warnings,
     )
     updates = None
     if not is_dry_run:

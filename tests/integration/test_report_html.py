@@ -252,6 +252,20 @@ def test_a_clean_run_says_nothing_is_waiting(tmp_path):
     assert len([t for t, _ in parse(path.read_text(encoding="utf-8")) if t == "img"]) == 1
 
 
+def test_what_reading_set_aside_is_listed_escaped(tmp_path):
+    """SPEC §2.1: an order with no lines is "ignored with a warning" — the page says so too."""
+    summary = make_summary({})
+    summary["warnings"] = ["Order 'SO-9' (orders.csv, row 7) has no lines in this run; it is ignored.",
+                           f"{HOSTILE_FILE}: sheet 'Notes' skipped."]
+    path = tmp_path / "report.html"
+    write_html_report(path, summary, exception_rows({}), needs_mapping_rows())
+    html = path.read_text(encoding="utf-8")
+    text = visible_text(html)
+    assert "Set aside while reading (2)" in text
+    assert "Order 'SO-9' (orders.csv, row 7) has no lines in this run; it is ignored." in text
+    assert "<img src=x" not in html
+
+
 def test_chromium_renders_the_page(report):
     if not CHROMIUM.exists():
         reason = (f"{CHROMIUM} is not installed (apt-get install chromium): report.html was not rendered "

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from w365etl.report.build import EXCEPTION_COLUMNS, sort_exceptions
-from w365etl.report.merge import compact_exceptions, merge_exceptions
+from w365etl.report.merge import compact_exceptions, merge_exceptions, merge_summaries
+from w365etl.report.sheets import summary_rows
 
 row = st.fixed_dictionaries({
     "run_id": st.just("run-1"),
@@ -73,3 +74,22 @@ def test_lines_that_tie_on_file_and_row_merge_in_the_whole_runs_order_however_th
     merged = merge_exceptions([compact_exceptions(sort_exceptions(_frame([second]))),
                                compact_exceptions(sort_exceptions(_frame([first])))])
     assert list(merged["order_number"]) == list(whole["order_number"]) == ["SO-1", "SO-2"]
+
+
+def _summary(warnings: list[str]) -> dict:
+    return {"run_id": "r", "as_of": "2026-11-29", "dry_run": False, "files": [], "warnings": warnings,
+            "lines": {"input": 1, "provisioned": 1}, "orders": {"input": 1, "fulfilled": 1},
+            "billing_contracts": {"created": 0, "reused": 0}, "subscriptions": {"created": 1, "updated": 0},
+            "one_time_charges": {"created": 0}, "customers_needing_provider_mapping": 0,
+            "exceptions_by_reason": {"INVALID_VALUE": 0}}
+
+
+def test_a_warning_every_partition_gives_is_said_once_and_reaches_the_summary_sheet():
+    """Each partition reads the same files, so a file's warning comes from each: the run's
+    report lists it once, in first-seen order, on the Summary sheet too."""
+    merged = merge_summaries([_summary(["a.csv: column X ignored", "Order 'SO-1' has no lines"]),
+                              _summary(["a.csv: column X ignored", "Order 'SO-7' has no lines"])], files=[])
+    assert merged["warnings"] == ["a.csv: column X ignored", "Order 'SO-1' has no lines", "Order 'SO-7' has no lines"]
+    assert merged["lines"] == {"input": 2, "provisioned": 2}
+    rows = summary_rows(merged)
+    assert rows.loc[rows["section"] == "Warnings", "value"].tolist() == merged["warnings"]

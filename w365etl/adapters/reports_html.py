@@ -281,7 +281,17 @@ def _files(summary: dict) -> str:
     return ('<section><h2>Files</h2><div class="wrap"><table><tr><th>file</th><th>status</th>'
             '<th class="num">rows</th><th>layout / dialect</th><th>error, unknown columns</th></tr>'
             f'{"".join(rows)}</table></div><p class="note">A rejected file is not read at all: none of its rows are '
-            "counted above. A duplicate was already imported earlier.</p></section>")
+            "counted above. A duplicate was already imported earlier.</p>" + _warnings(summary) + "</section>")
+
+
+def _warnings(summary: dict) -> str:
+    """What reading the files set aside without an exception row (a sheet skipped, an order
+    with no lines ignored)."""
+    warnings = summary.get("warnings") or []
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_e(warning)}</li>" for warning in warnings)
+    return f'<h3>Set aside while reading ({len(warnings):,})</h3><ul class="warnings">{items}</ul>'
 
 
 def _mapping(summary: dict, needs_mapping: pd.DataFrame) -> str:

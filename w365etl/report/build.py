@@ -10,6 +10,7 @@ them fails loudly rather than hand out a report that loses lines.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -213,8 +214,13 @@ def build_summary(
     needs_mapping: pd.DataFrame,
     new_contracts: pd.DataFrame,
     provider_modes: dict[str, str],
+    warnings: Sequence[str] = (),
 ) -> dict:
-    """``summary.json`` (SPEC §5); every count an int, conservation checked before returning."""
+    """``summary.json`` (SPEC §5); every count an int, conservation checked before returning.
+
+    ``warnings``: what reading the files set aside without an exception row — a sheet skipped,
+    an order with no lines ignored (SPEC §2.1 "ignored with a warning"), a repeated order row —
+    so the report says it, not only the run's log."""
     check_conservation(lines, orders)
     bucket_counts = lines["bucket"].value_counts().to_dict()
     order_counts = orders["order_bucket"].value_counts().to_dict()
@@ -229,6 +235,7 @@ def build_summary(
         "notices": run_notices(is_dry_run, provider_modes),
         "provider_modes": provider_modes,
         "files": summary_files(files),
+        "warnings": list(dict.fromkeys(warnings)),
         "lines": {"input": int(len(lines))} | {name: int(bucket_counts.get(name, 0)) for name in outcomes.LINE_BUCKETS}
         | {"reevaluated": int(lines["is_reevaluated"].sum()) if "is_reevaluated" in lines.columns else 0},
         "orders": {"input": int(len(orders))} | {name: int(order_counts.get(name, 0)) for name in outcomes.ORDER_BUCKETS},

@@ -33,6 +33,8 @@ def merge_summaries(parts: Sequence[dict], files: list[dict]) -> dict:
         merged["exceptions_by_reason"] = dict(sorted(merged["exceptions_by_reason"].items()))
     merged["customers_needing_provider_mapping"] = int(sum(part["customers_needing_provider_mapping"] for part in parts))
     merged["files"] = summary_files(files)
+    # each partition reads the same files: a file's warning is said once
+    merged["warnings"] = list(dict.fromkeys(warning for part in parts for warning in part.get("warnings", [])))
     return merged
 
 

@@ -37,6 +37,8 @@ def summary_rows(summary: dict) -> pd.DataFrame:
                      f"{item.get('dialect') or '-'}" + (f" — {item['error']}" if item.get("error") else "")))
         if item.get("unknown_columns"):
             rows.append(("Files", item["path"], "unknown columns ignored: " + ", ".join(item["unknown_columns"])))
+    for warning in summary.get("warnings", []):
+        rows.append(("Warnings", "set aside while reading", warning))
     for code, count in summary["exceptions_by_reason"].items():
         if count:
             rows.append(("Exceptions", code, count))
