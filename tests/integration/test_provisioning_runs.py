@@ -122,6 +122,27 @@ def test_a_held_line_its_orders_newer_export_dropped_is_never_bought(run, db_url
         "M365-BB-M": "provisioned", "M365-BP-A": "withdrawn"}
 
 
+def test_r7_an_order_fulfilled_again_after_a_new_line_is_dated_by_the_run_that_fulfilled_it_again(run, db_url, tmp_path):
+    """R7 date fulfilled = as-of date: SO-1 was fulfilled on the 21st; on the 22nd it comes back
+    with a new line, which is provisioned — it is fulfilled again, and order_status_updates.csv
+    (what D365 imports) says the 22nd, as the report does (it said the 21st)."""
+    reference = write_reference(tmp_path / "ref", [("Contoso", TENANT)])
+    first_line = line("SO-1", "Contoso", "M365-BB-M", "10", "6.00", number=1)
+    first = run([write_flat_csv(tmp_path / "a.csv", [first_line])], reference=reference, as_of=dt.date(2026, 11, 21))
+    assert first["orders"]["fulfilled"] == 1
+    second = run([write_flat_csv(tmp_path / "b.csv", [first_line, line("SO-1", "Contoso", "SUP-STD-M", "1", "99.50",
+                                                                      number=2)])], as_of=dt.date(2026, 11, 22))
+    assert second["lines"]["provisioned"] == 1 and second["lines"]["already_provisioned"] == 1
+    assert second["orders"]["fulfilled"] == 1
+    updates = pd.read_csv(Path(second["report_folder"]) / "order_status_updates.csv", dtype=str)
+    assert updates[["order_number", "date_fulfilled"]].values.tolist() == [["SO-1", "2026-11-22"]]
+    # a third night with nothing new: already fulfilled, the date stays
+    third = run([write_flat_csv(tmp_path / "c.csv", [first_line])], as_of=dt.date(2026, 11, 23))
+    assert third["orders"]["already_fulfilled"] == 1
+    updates = pd.read_csv(Path(third["report_folder"]) / "order_status_updates.csv", dtype=str)
+    assert updates[["order_number", "date_fulfilled"]].values.tolist() == [["SO-1", "2026-11-22"]]
+
+
 def test_r6_a_line_bought_under_its_guid_is_recognised_without_it(run, db_url, tmp_path):
     reference = write_reference(tmp_path / "ref", [("Contoso", TENANT), ("Fabrikam", TENANT)])
     orders = two_orders(tmp_path)

@@ -1145,15 +1145,25 @@ class SqlStore:
 
         Returns ``order_number``, ``order_id``, ``fulfilled_date`` of every order due in
         ``order_status_updates.csv`` (newly fulfilled and fulfilled before).
+
+        An order fulfilled now (``is_fulfilled_now``: a line of it was provisioned in this run)
+        is dated this run even when an earlier run fulfilled it before a line was added — the
+        csv for D365 and the report then say the same date; an order ``already_fulfilled``
+        keeps its date.
         """
         numbers = orders["order_number"].dropna().drop_duplicates().tolist()
+        now = (orders.loc[orders["is_fulfilled_now"].astype(bool), "order_number"].dropna().drop_duplicates().tolist()
+               if "is_fulfilled_now" in orders.columns else numbers)
         with self.engine.begin() as connection:
-            if numbers:
-                for start in range(0, len(numbers), 5000):
-                    connection.execute(
-                        update(t.Order.__table__).where(t.Order.order_number.in_(numbers[start:start + 5000]),
-                                                        t.Order.is_fulfilled.is_(False))
-                        .values(is_fulfilled=True, fulfilled_date=as_of, fulfilled_run_id=run_id))
+            for start in range(0, len(numbers), 5000):
+                connection.execute(
+                    update(t.Order.__table__).where(t.Order.order_number.in_(numbers[start:start + 5000]),
+                                                    t.Order.is_fulfilled.is_(False))
+                    .values(is_fulfilled=True, fulfilled_date=as_of, fulfilled_run_id=run_id))
+            for start in range(0, len(now), 5000):
+                connection.execute(
+                    update(t.Order.__table__).where(t.Order.order_number.in_(now[start:start + 5000]))
+                    .values(is_fulfilled=True, fulfilled_date=as_of, fulfilled_run_id=run_id))
             found = self._select_in(connection, select(t.Order.order_number, t.Order.order_id, t.Order.fulfilled_date),
                                     t.Order.order_number, numbers)
         return found
