@@ -78,7 +78,7 @@ def test_lines_that_tie_on_file_and_row_merge_in_the_whole_runs_order_however_th
 
 def _summary(warnings: list[str]) -> dict:
     return {"run_id": "r", "as_of": "2026-11-29", "dry_run": False, "files": [], "warnings": warnings,
-            "lines": {"input": 1, "provisioned": 1}, "orders": {"input": 1, "fulfilled": 1},
+            "lines": {"input": 1, "provisioned": 1, "rejected": 0, "failed": 0}, "orders": {"input": 1, "fulfilled": 1},
             "billing_contracts": {"created": 0, "reused": 0}, "subscriptions": {"created": 1, "updated": 0},
             "one_time_charges": {"created": 0}, "customers_needing_provider_mapping": 0,
             "exceptions_by_reason": {"INVALID_VALUE": 0}}
@@ -90,6 +90,24 @@ def test_a_warning_every_partition_gives_is_said_once_and_reaches_the_summary_sh
     merged = merge_summaries([_summary(["a.csv: column X ignored", "Order 'SO-1' has no lines"]),
                               _summary(["a.csv: column X ignored", "Order 'SO-7' has no lines"])], files=[])
     assert merged["warnings"] == ["a.csv: column X ignored", "Order 'SO-1' has no lines", "Order 'SO-7' has no lines"]
-    assert merged["lines"] == {"input": 2, "provisioned": 2}
+    assert merged["lines"] == {"input": 2, "provisioned": 2, "rejected": 0, "failed": 0}
     rows = summary_rows(merged)
     assert rows.loc[rows["section"] == "Warnings", "value"].tolist() == merged["warnings"]
+
+
+def test_import_the_status_updates_is_asked_only_when_an_order_is_in_them():
+    from w365etl.report.sheets import next_steps
+    summary = _summary([])
+    assert any("order_status_updates.csv" in step for step in next_steps(summary))
+    summary["orders"] = {"input": 1, "held": 1}
+    assert not any("order_status_updates.csv" in step for step in next_steps(summary))
+
+
+def test_a_dry_run_says_where_a_real_run_would_send_the_lines_not_that_they_went():
+    from w365etl.report.build import run_notices
+    real = run_notices(False, {"partner_center": "sandbox", "manual": "manual"})
+    dry = run_notices(True, {"partner_center": "sandbox", "other": "record"})
+    assert real == ["SANDBOX: partner_center lines went to the local Partner Center simulator, not to Microsoft."]
+    assert dry[0].startswith("DRY RUN") and dry[1].startswith("RECORD: a real run would")
+    assert dry[2].startswith("SANDBOX: a real run would send partner_center lines")
+    assert not any("went to" in notice or "were recorded" in notice for notice in dry)

@@ -272,8 +272,15 @@ def run_notices(is_dry_run: bool, provider_modes: dict[str, str]) -> list[str]:
         notices.append("DRY RUN: nothing was written to the database and no provider was called; "
                        "counts say what a real run would do if every provider accepted every line.")
     for code, adapter in sorted(provider_modes.items()):
-        if adapter == "sandbox":
+        # a dry run called no provider: say where a real run would send the lines
+        if adapter == "sandbox" and is_dry_run:
+            notices.append(f"SANDBOX: a real run would send {code} lines to the local Partner Center simulator, "
+                           "not to Microsoft.")
+        elif adapter == "sandbox":
             notices.append(f"SANDBOX: {code} lines went to the local Partner Center simulator, not to Microsoft.")
+        elif adapter == "record" and is_dry_run:
+            notices.append(f"RECORD: a real run would only record {code} purchases; nobody would be called — "
+                           "they are bought in the portal (Manual Tasks).")
         elif adapter == "record":
             notices.append(f"RECORD: {code} purchases were recorded only; nobody was called — buy them in the portal (Manual Tasks).")
     return notices

@@ -61,7 +61,7 @@ def next_steps(summary: dict) -> tuple[str, ...]:
     if summary["lines"]["failed"]:
         steps.append(f"{summary['lines']['failed']} line(s) failed at the provider: read the provider's message "
                      f"in Exceptions; they are retried on the next run.")
-    if not summary["dry_run"]:
+    if not summary["dry_run"] and summary["orders"].get("fulfilled", 0) + summary["orders"].get("already_fulfilled", 0):
         steps.append("Import order_status_updates.csv into D365 to mark the fulfilled orders.")
     return tuple(steps)
 
