@@ -122,6 +122,8 @@ def test_a_held_line_its_orders_newer_export_dropped_is_never_bought(run, db_url
         "M365-BB-M": "provisioned", "M365-BP-A": "withdrawn"}
 
 
+# three runs; the date is one UPDATE the golden and re-run tests run on PostgreSQL too
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_r7_an_order_fulfilled_again_after_a_new_line_is_dated_by_the_run_that_fulfilled_it_again(run, db_url, tmp_path):
     """R7 date fulfilled = as-of date: SO-1 was fulfilled on the 21st; on the 22nd it comes back
     with a new line, which is provisioned — it is fulfilled again, and order_status_updates.csv

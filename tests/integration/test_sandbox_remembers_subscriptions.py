@@ -79,6 +79,8 @@ def test_r5_existing_increases_a_subscription_an_earlier_run_bought(run, db_url,
 
 
 @pytest.mark.usefixtures("prefect_server")
+# the partitioned path adds only the in-process seeding of the sandbox: one backend is enough
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_r5_existing_in_a_later_partition_increases_a_subscription_an_earlier_run_bought(
         run, db_url, tmp_path, monkeypatch):
     run([write_flat_csv(tmp_path / "a.csv", [line("ORD-A", "Contoso", "M365-BB-M", "10", "6", number=1),
