@@ -278,15 +278,24 @@ ANY_MONEY = st.decimals(min_value=Decimal("-999999999999.999999"), max_value=Dec
 ANY_QUANTITY = st.decimals(min_value=Decimal("0.00001"), max_value=Decimal("9999999999999.99999"), places=5)
 
 
-@settings(PROPERTY, max_examples=25)
-@given(quantity=ANY_QUANTITY, price=ANY_MONEY, volume=ANY_MONEY, manual=ANY_MONEY, tax=ANY_MONEY, extended=ANY_MONEY)
-def test_the_amount_rule_is_exact_over_every_value_a_cell_may_hold(quantity, price, volume, manual, tax, extended):
+@settings(PROPERTY, max_examples=12)
+@given(cases=st.lists(st.tuples(ANY_QUANTITY, ANY_MONEY, ANY_MONEY, ANY_MONEY, ANY_MONEY, ANY_MONEY),
+                      min_size=1, max_size=25))
+def test_the_amount_rule_is_exact_over_every_value_a_cell_may_hold(cases):
     """R8 over the parser's whole range: never an overflow (a price of 999 999 999 999.50 less
-    a discount of −0.60 once crashed the run), and the verdict is the exact decimal one."""
-    with localcontext() as exact_context:
-        exact_context.prec = 60
-        is_off = abs(extended - _expected(quantity, price, volume, manual, tax)) > Decimal("0.01")
+    a discount of −0.60 once crashed the run), and each line's verdict is the exact decimal
+    one. Each case is an order of its own, all planned at once."""
+    rows, expected = [], []
+    for position, (quantity, price, volume, manual, tax, extended) in enumerate(cases):
+        with localcontext() as exact_context:
+            exact_context.prec = 60
+            expected.append(abs(extended - _expected(quantity, price, volume, manual, tax)) > Decimal("0.01"))
+        rows.append(f.line(order_number=f"SO-{position}", product_number=f.SETUP, quantity=str(quantity),
+                           price_per_unit=str(price), volume_discount=str(volume), manual_discount=str(manual),
+                           tax=str(tax), extended_amount=str(extended)))
+    lines = f.lines_frame(rows)
 
-    plan = f.plan(_amount_line(quantity, price, volume, manual, tax, extended))
+    plan = f.plan(lines)
 
-    assert ("AMOUNT_MISMATCH" in set(plan.issues["reason_code"])) == is_off
+    mismatched = set(plan.issues.loc[plan.issues["reason_code"] == "AMOUNT_MISMATCH", "line_index"])
+    assert [line_index in mismatched for line_index in lines["line_index"]] == expected
