@@ -319,11 +319,6 @@ def _provision_slice(*, store, writer, run_id: str, paths: list[Path], settings:
                 plan = make_plan(lines, line_issues, state, settings, as_of, invalid)
     with clock.stage("persist-plan"):
         persisted = persist_plan(writer, run_id, plan, is_first)
-    warnings = list(ingest.warnings)
-    if writer is not None:  # lines an order's newer export dropped stop waiting (and are said so)
-        for warning in provisioning.withdrawn_warnings(writer.withdrawn_lines()):
-            logger.warning(warning)
-            warnings.append(warning)
     if writer is not None:  # lines a concurrent run provisioned meanwhile are not provisioned again
         plan = provisioning.as_persisted(plan, persisted)
     planned = persisted[persisted["bucket"] == PLANNED]
@@ -347,7 +342,7 @@ def _provision_slice(*, store, writer, run_id: str, paths: list[Path], settings:
             run_id=run_id, plan=plan, lines=lines, line_issues=issues, file_issues=ingest.file_issues,
             files=files_records, headers=ingest.headers, fulfilled=fulfilled, stored_contracts=state.contracts,
             provider_modes=wiring.provider_modes(settings), is_dry_run=writer is None,
-            max_sheet_rows=settings.report_max_rows, warnings=warnings,
+            max_sheet_rows=settings.report_max_rows, warnings=ingest.warnings,
         )
     if split is not None and writer is not None:
         with clock.stage("record-outcomes"):

@@ -68,11 +68,6 @@ class Store(Protocol):
 
     def start_run(self, run_id: str, as_of: dt.date) -> None: ...
 
-    def withdrawn_lines(self) -> pd.DataFrame:
-        """``order_number``, ``line_key`` of the waiting lines the last ``persist_plan``
-        withdrew: their order's newer export in this run no longer lists them."""
-        ...
-
     def persist_plan(self, run_id: str, plan: Plan) -> pd.DataFrame:
         """Store lines, identifiers, customers, orders and new contracts; return the plan's
         lines with their ``line_pk``."""

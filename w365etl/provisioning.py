@@ -223,19 +223,6 @@ def build_outputs(
     return RunOutputs(summary, exceptions, needs_mapping, updates, sheets, outcome_rows)
 
 
-def withdrawn_warnings(withdrawn: pd.DataFrame, shown: int = 3) -> list[str]:
-    """One warning per order whose newer export dropped lines that were waiting (held or
-    failed): they are withdrawn and never provisioned. A few line keys are named per order."""
-    if withdrawn is None or withdrawn.empty:
-        return []
-    warnings = []
-    for order_number, keys in withdrawn.groupby("order_number", sort=False)["line_key"]:
-        named = ", ".join(f"'{key}'" for key in keys.head(shown)) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
-        warnings.append(f"Order '{order_number}': {len(keys)} line(s) held or failed in an earlier run are not in its "
-                        f"latest export ({named}); they are withdrawn and will not be provisioned.")
-    return warnings
-
-
 def gather_outputs(reports, outputs: RunOutputs) -> None:
     """Keep what a partition's reports add to the run's (``report.merge.PartitionReports``); its
     line outcomes were recorded already and are not kept."""

@@ -43,9 +43,7 @@ from w365etl.adapters.process_owners import describe_owner, is_gone, is_running_
 from w365etl.amounts import decimals_to_text
 from w365etl.domain import keys as line_keys
 from w365etl.execute import REQUEST_SOURCE_COLUMNS
-from w365etl.domain.outcomes import (
-    ALREADY_PROVISIONED, FAILED, HELD, NOT_IN_LATEST_EXPORT, PLANNED, PROVISIONED, WITHDRAWN,
-)
+from w365etl.domain.outcomes import ALREADY_PROVISIONED, FAILED, HELD, PLANNED, PROVISIONED
 from w365etl.failpoints import failpoint
 from w365etl.history import INTERRUPTED, RunNotFound, RunNotMarked
 from w365etl.reevaluation import PAYLOAD_COLUMNS, payloads
@@ -428,8 +426,6 @@ class SqlStore:
         self._loaded_lines: tuple[tuple | None, pd.DataFrame, pd.DataFrame] | None = None
         #: the stored identifiers the plan was checked against when it was stored
         self._claimed_identifiers: pd.DataFrame | None = None
-        #: the waiting lines the last plan withdrew (their order's newer export dropped them)
-        self._withdrawn = pd.DataFrame({"order_number": pd.Series(dtype="string"), "line_key": pd.Series(dtype="string")})
         #: the run this store started (a partitioned run loads state again for each partition)
         self._started_run_id: str | None = None
 
@@ -817,38 +813,8 @@ class SqlStore:
             self._upsert_orders(connection, run_id, lines)
             lines = self._store_lines(connection, run_id, lines)
             self._store_identifiers(connection, lines)
-            self._withdraw_dropped_lines(connection, run_id, lines)
         # what the next stages need, not a second copy of the whole plan (a million-line run)
         return lines[list(dict.fromkeys(["bucket", "bucket_reason", "is_new_contract", *REQUEST_SOURCE_COLUMNS]))]
-
-    def _withdraw_dropped_lines(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> None:
-        """A held or failed line of an order this run's files list, that the files no longer
-        have (the customer dropped it before the mapping came), is ``withdrawn``: it stops
-        waiting, so a later mapping never buys it (§1: nothing is provisioned that the latest
-        export does not ask for). Every row the files do have was stored by this run already."""
-        self._withdrawn = pd.DataFrame({"order_number": pd.Series(dtype="string"), "line_key": pd.Series(dtype="string")})
-        from_files = ~lines["is_reevaluated"].astype(bool) if "is_reevaluated" in lines.columns else True
-        orders = lines.loc[from_files, "order_number"].dropna().astype("string").drop_duplicates()
-        if orders.empty:
-            return
-        exported = bulk_sql.temporary_table(connection, "tmp_exported_orders", pd.DataFrame(
-            {"order_number": orders.sort_values().to_numpy(dtype=object)}))
-        withdrawn = connection.execute(
-            update(t.Line)
-            .where(t.Line.order_number.in_(select(exported.c.order_number)),
-                   t.Line.status.in_([HELD, FAILED]),
-                   t.Line.last_run_id.is_(None) | (t.Line.last_run_id != run_id))
-            .values(status=WITHDRAWN, status_reason=NOT_IN_LATEST_EXPORT, payload=None, row_digest=None,
-                    last_run_id=run_id, updated_at=t.utc_now())
-            .returning(t.Line.line_pk, t.Line.order_number, t.Line.line_key)).all()
-        exported.drop(connection)
-        if withdrawn:
-            rows = pd.DataFrame(withdrawn, columns=["line_pk", "order_number", "line_key"]).sort_values("line_pk")
-            self._withdrawn = rows[["order_number", "line_key"]].astype("string").reset_index(drop=True)
-
-    def withdrawn_lines(self) -> pd.DataFrame:
-        """The lines the last ``persist_plan`` withdrew (``order_number``, ``line_key``)."""
-        return self._withdrawn
 
     def _claim_lines(self, connection: Connection, run_id: str, lines: pd.DataFrame) -> pd.DataFrame:
         """The plan against what is stored *now* (under the run's locks, in its transaction).

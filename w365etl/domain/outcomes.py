@@ -21,11 +21,6 @@ HELD = "held"
 PLANNED = "planned"
 PROVISIONED = "provisioned"
 FAILED = "failed"
-#: a stored line that was held or failed, whose order a newer export lists without it: it waits
-#: no more and is never provisioned (the latest export of an order is what the customer wants)
-WITHDRAWN = "withdrawn"
-#: the status reason stored with it
-NOT_IN_LATEST_EXPORT = "NOT_IN_LATEST_EXPORT"
 LINE_BUCKETS = (PROVISIONED, ALREADY_PROVISIONED, SKIPPED, HELD, REJECTED, FAILED)
 ORDER_BUCKETS = ("fulfilled", "already_fulfilled", "provisioned_not_fulfilled", "held", "skipped", "failed")
 
