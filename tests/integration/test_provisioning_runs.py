@@ -108,6 +108,9 @@ def test_r7_an_order_fulfilled_again_after_a_new_line_is_dated_by_the_run_that_f
     assert second["orders"]["fulfilled"] == 1
     updates = pd.read_csv(Path(second["report_folder"]) / "order_status_updates.csv", dtype=str)
     assert updates[["order_number", "date_fulfilled"]].values.tolist() == [["SO-1", "2026-11-22"]]
+    # the run that first fulfilled it stays on record (its history still shows it fulfilled)
+    assert rows(db_url, select(t.Order.fulfilled_run_id, t.Order.fulfilled_date)) == [
+        (first["run_id"], dt.date(2026, 11, 22))]
     # a third night with nothing new: already fulfilled, the date stays
     third = run([write_flat_csv(tmp_path / "c.csv", [first_line])], as_of=dt.date(2026, 11, 23))
     assert third["orders"]["already_fulfilled"] == 1

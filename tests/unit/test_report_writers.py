@@ -106,6 +106,7 @@ def test_csv_plain_values_encoding_and_no_prefix_on_numbers(tmp_path: Path) -> N
     ("-1", "-1"), ("+2.5", "+2.5"), ("-1,299.00", "-1,299.00"),  # numbers: R9 names the value as given
     ("-1+2", "'-1+2"), ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"), ("-", "'-"), ("--1", "'--1"),
     ("-1e5", "'-1e5"), ("+1 ", "'+1 "), ("-1.", "'-1."), ("=1", "'=1"), ("@1", "'@1"),
+    ("-\u0661", "'-\u0661"), ("+\uff13", "'+\uff13"),  # digits of other scripts: not a plain number
 ])
 def test_csv_plain_signed_numbers_are_not_escaped_anything_more_is(tmp_path: Path, text: str, written: str) -> None:
     path = tmp_path / "out.csv"

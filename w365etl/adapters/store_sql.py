@@ -1115,7 +1115,9 @@ class SqlStore:
         An order fulfilled now (``is_fulfilled_now``: a line of it was provisioned in this run)
         is dated this run even when an earlier run fulfilled it before a line was added — the
         csv for D365 and the report then say the same date; an order ``already_fulfilled``
-        keeps its date.
+        keeps its date. The run that first fulfilled it stays ``fulfilled_run_id`` (the history
+        of that run still shows the order fulfilled by it), and a date never moves back (a run
+        given an earlier ``--as-of``).
         """
         numbers = orders["order_number"].dropna().drop_duplicates().tolist()
         now = (orders.loc[orders["is_fulfilled_now"].astype(bool), "order_number"].dropna().drop_duplicates().tolist()
@@ -1128,8 +1130,9 @@ class SqlStore:
                     .values(is_fulfilled=True, fulfilled_date=as_of, fulfilled_run_id=run_id))
             for start in range(0, len(now), 5000):
                 connection.execute(
-                    update(t.Order.__table__).where(t.Order.order_number.in_(now[start:start + 5000]))
-                    .values(is_fulfilled=True, fulfilled_date=as_of, fulfilled_run_id=run_id))
+                    update(t.Order.__table__).where(t.Order.order_number.in_(now[start:start + 5000]),
+                                                    t.Order.is_fulfilled.is_(True), t.Order.fulfilled_date < as_of)
+                    .values(fulfilled_date=as_of))
             found = self._select_in(connection, select(t.Order.order_number, t.Order.order_id, t.Order.fulfilled_date),
                                     t.Order.order_number, numbers)
         return found

@@ -30,7 +30,7 @@ FORMULA_TRIGGERS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 #: What a csv text cell starting with a trigger is prefixed with.
 FORMULA_ESCAPE = "'"
 #: A sign, then digits with ``.``/``,`` between groups — a number, never a formula: not escaped.
-PLAIN_SIGNED_NUMBER = r"[+-]\d+(?:[.,]\d+)*"
+PLAIN_SIGNED_NUMBER = r"[+-][0-9]+(?:[.,][0-9]+)*"
 
 ColumnKind = Literal["text", "decimal", "integer", "float", "bool", "date", "datetime"]
 
