@@ -206,7 +206,7 @@ def _changed_line_issues(frame: pd.DataFrame, changed: pd.Series, stored_signatu
         if field == "product_number":  # a line that names its product by name: that column
             by_name = mask & frame["product_number"].isna()
             parts.append(issues_for(frame, by_name, ReasonCode.LINE_CHANGED_AFTER_PROVISIONING,
-                                    "product_name", message, value=value))
+                                    "product_name", message))  # the name as the export gives it
             undecided &= ~by_name
             mask &= ~by_name
         parts.append(issues_for(frame, mask, ReasonCode.LINE_CHANGED_AFTER_PROVISIONING, field, message,

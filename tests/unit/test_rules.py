@@ -695,7 +695,7 @@ def test_r6_the_same_key_with_different_content_is_line_changed_after_provisioni
     ({"product_number": f.LICENCE, "quantity": "7", "price_per_unit": "11"}, "product_number", f.LICENCE),
     ({"quantity": "7", "price_per_unit": "11"}, "quantity", "7"),
     ({"product_number": None, "product_name": f.products().set_index("product_number").loc[f.LICENCE, "product_name"]},
-     "product_name", f.LICENCE),
+     "product_name", f.products().set_index("product_number").loc[f.LICENCE, "product_name"]),
 ])
 def test_r6_price_and_product_are_part_of_the_provisioned_content(change, field, value):
     """One row per changed line, naming the first of product, quantity, price that changed."""
