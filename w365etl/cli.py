@@ -153,22 +153,20 @@ def serve(
     from flows.prefect_environment import configure_prefect_environment
 
     configure_prefect_environment()
-    from flows.serve import ScheduleError, check_schedule, serve_nightly
+    from flows.serve import ScheduleError, serve_nightly
 
-    zone = timezone or settings.schedule_timezone
-    # SPEC §4: a bad schedule is a bad argument (exit 2), said before any Prefect server starts
     try:
-        check_schedule(cron, zone)
-    except ScheduleError as error:
-        if error.field == "timezone":
-            _fail(f"{'--timezone' if timezone else 'setting schedule_timezone (W365_SCHEDULE_TIMEZONE)'}: {error}")
-        _fail(f"--cron: {error} (five fields: minute hour day month weekday, e.g. \"0 2 * * *\")")
-    try:
-        serve_nightly(cron=cron, timezone=zone,
+        # SPEC §4: a bad schedule is a bad argument (exit 2): serve_nightly checks it before any
+        # Prefect server starts
+        serve_nightly(cron=cron, timezone=timezone or settings.schedule_timezone,
                       inbox_dir=str((inbox or settings.inbox_dir).resolve()),
                       config_file=str(config.resolve()) if config else None,
                       out_dir=str(out_dir.resolve()) if out_dir else None,
                       on_ready=lambda message: out.print(message, highlight=False))
+    except ScheduleError as error:
+        if error.field == "timezone":
+            _fail(f"{'--timezone' if timezone else 'setting schedule_timezone (W365_SCHEDULE_TIMEZONE)'}: {error}")
+        _fail(f"--cron: {error} (five fields: minute hour day month weekday, e.g. \"0 2 * * *\")")
     except RuntimeError as error:
         _fail(str(error))
 

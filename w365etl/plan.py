@@ -213,4 +213,3 @@ def _changed_line_issues(frame: pd.DataFrame, changed: pd.Series, stored_signatu
                                 value=value))
         undecided &= ~mask
     return concat_issues(parts)
-

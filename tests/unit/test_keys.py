@@ -98,7 +98,9 @@ def test_r6_duplicates_are_flagged_on_every_copy_of_a_guid_or_an_order_and_line_
         f.line(order_number="SO-5", line_number=None), f.line(order_number="SO-5", line_number=None),
     )
 
-    assert keys.find_duplicate_lines(frame).tolist() == [True, True, True, True, False, False, False, False]
+    by_guid, by_number = keys.duplicates_by_identifier(frame)
+    assert by_guid.tolist() == [True, True, False, False, False, False, False, False]
+    assert by_number.tolist() == [False, False, True, True, False, False, False, False]
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Writes a report frame as csv (SPEC §5): UTF-8 without BOM, comma, header row, always complete.
 
 Text cells are formula-safe (a leading ``=``, ``+``, ``-``, ``@``, tab or CR gets a ``'``
-prefix, except on a plain signed number like ``-1``); numbers, exact decimals, ISO dates and booleans are written as plain values.
+prefix, except on a plain signed number like ``-1``); numbers, exact decimals, ISO dates and
+booleans are written as plain values.
 The file is written beside its target and renamed into place, so a reader never sees half
 a report.
 """

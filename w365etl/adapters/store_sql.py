@@ -1120,8 +1120,7 @@ class SqlStore:
         given an earlier ``--as-of``).
         """
         numbers = orders["order_number"].dropna().drop_duplicates().tolist()
-        now = (orders.loc[orders["is_fulfilled_now"].astype(bool), "order_number"].dropna().drop_duplicates().tolist()
-               if "is_fulfilled_now" in orders.columns else numbers)
+        now = orders.loc[orders["is_fulfilled_now"].astype(bool), "order_number"].dropna().drop_duplicates().tolist()
         with self.engine.begin() as connection:
             for start in range(0, len(numbers), 5000):
                 connection.execute(

@@ -61,18 +61,10 @@ def display_key(lines: pd.DataFrame) -> pd.Series:
     return readable.fillna(fallback).astype("string")
 
 
-def find_duplicate_lines(lines: pd.DataFrame) -> pd.Series:
-    """R6: rows sharing a ``line_id``, or an (order number, line number), in one run.
-
-    Returns a boolean mask; every copy is flagged (nobody can tell which one is right).
-    """
-    by_guid, by_number = duplicates_by_identifier(lines)
-    return by_guid | by_number
-
-
 def duplicates_by_identifier(lines: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """R6's two duplicate tests apart: rows sharing a ``line_id``; rows sharing an (order
-    number, line number) — what an exception names as the duplicated column."""
+    """R6: rows sharing a ``line_id``, and rows sharing an (order number, line number), in one
+    run — two masks, so an exception can name the column that repeats. Every copy is flagged
+    (nobody can tell which one is right)."""
     by_guid = lines["key_guid"].notna() & lines["key_guid"].duplicated(keep=False)
     by_number = lines["key_number"].notna() & lines["key_number"].duplicated(keep=False)
     return by_guid, by_number
