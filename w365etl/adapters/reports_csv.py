@@ -9,11 +9,13 @@ a report.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from w365etl.report.cells import column_kind, csv_frame
 
@@ -31,11 +33,43 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
         # column by what its values are: decided over the whole column, so those go in one piece
         step = CSV_SLICE_ROWS if all(column_kind(frame.iloc[:, i]) in _SLICEABLE and frame.dtypes.iloc[i] != object
                                      for i in range(frame.shape[1])) else max(len(frame), 1)
-        with partial.open("w", encoding="utf-8", newline="") as out:
+        with partial.open("wb") as out:
             for start in range(0, max(len(frame), 1), step):
                 text = csv_frame(frame.iloc[start:start + step])
-                text.to_csv(out, index=False, header=start == 0, na_rep="", lineterminator="\r\n",
-                            quoting=csv.QUOTE_MINIMAL)
+                if start == 0:
+                    out.write(csv_bytes([pa.array([str(name)], type=pa.large_string()) for name in text.columns]))
+                out.write(csv_bytes([pa.array(text.iloc[:, i].array, type=pa.large_string(), from_pandas=True)
+                                     for i in range(text.shape[1])]))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+_NEEDS_QUOTES = r'[",\r\n]'
+_QUOTE, _COMMA, _LINE_END, _NOTHING = (pa.scalar(text, pa.large_string()) for text in ('"', ",", "\r\n", ""))
+
+
+def csv_bytes(columns: list[pa.Array]) -> memoryview | bytes:
+    """Rows of text cells (NA → empty) as UTF-8 csv lines ending in CRLF, quoted exactly as
+    Python's ``csv`` module quotes with ``QUOTE_MINIMAL``: a cell holding a comma, a quote or a
+    line break is quoted with its quotes doubled, and so is an empty cell that is a row's only
+    one. Built column by column in Arrow (a million rows: no Python string per cell), the rows'
+    bytes are the joined array's data buffer, written as they are."""
+    if not columns or len(columns[0]) == 0:
+        return b""
+    cells = []
+    for column in columns:
+        text = pc.fill_null(column, _NOTHING)
+        needs_quotes = pc.match_substring_regex(text, _NEEDS_QUOTES)
+        if len(columns) == 1:
+            needs_quotes = pc.or_(needs_quotes, pc.equal(pc.binary_length(text), 0))
+        if pc.any(needs_quotes).as_py():
+            quoted = pc.binary_join_element_wise(_QUOTE, pc.replace_substring(text, '"', '""'), _QUOTE, _NOTHING)
+            text = pc.if_else(needs_quotes, quoted, text)
+        cells.append(text)
+    rows = pc.binary_join_element_wise(*cells, _COMMA) if len(cells) > 1 else cells[0]
+    rows = pc.binary_join_element_wise(rows, _NOTHING, _LINE_END)  # each row followed by its line end
+    if isinstance(rows, pa.ChunkedArray):
+        rows = rows.combine_chunks()
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset:rows.offset + len(rows) + 1]
+    return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]]
