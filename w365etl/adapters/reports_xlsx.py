@@ -101,7 +101,7 @@ def write_workbook(path: Path, sheets: Sequence[Sheet], *, max_rows: int = 100_0
             for number, sheet in enumerate(sheets, start=1):
                 with archive.open(f"xl/worksheets/sheet{number}.xml", "w", force_zip64=True) as stream:
                     for part in _sheet_parts(sheet, max_rows):
-                        stream.write(part.encode("utf-8"))
+                        stream.write(part if isinstance(part, bytes) else part.encode("utf-8"))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
@@ -210,12 +210,19 @@ def _sheet_parts(sheet: Sheet, max_rows: int):
     if len(shown) == 0:
         yield f'<row r="{header_row + 1}">{_text_cell(f"A{header_row + 1}", EMPTY_SHEET_TEXT, _STYLE_ITALIC)}</row>'
     else:
-        row_numbers = pa.array(np.arange(header_row + 1, header_row + 1 + len(shown)).astype(str))
-        rows = _join('<row r="', row_numbers, '">',
-                                           *[column for _, column, _ in cells], "</row>")
+        row_numbers = pc.cast(pa.array(np.arange(header_row + 1, header_row + 1 + len(shown), dtype=np.int64)),
+                              pa.large_string())
+        rows = _join('<row r="', row_numbers, '">', *[column for _, column, _ in cells], "</row>")
         for start in range(0, len(rows), 20_000):  # bounded pieces: memory stays flat
-            yield "".join(rows.slice(start, 20_000).to_pylist())
+            yield _concatenated(rows.slice(start, 20_000))
     yield f'</sheetData><autoFilter ref="{_filter_ref(sheet, max_rows)}"/></worksheet>'
+
+
+def _concatenated(rows: pa.LargeStringArray) -> bytes:
+    """The rows' text one after another, UTF-8: the stretch of the array's data buffer they
+    occupy (no Python string per row). Every row is present: a missing cell is empty text."""
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset:rows.offset + len(rows) + 1]
+    return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]].tobytes()
 
 
 def _text_cell(reference: str, text: str, style: int | None = None) -> str:
@@ -262,8 +269,8 @@ def _column_cells(values: pd.Series, letter: str, first_row: int) -> tuple[Colum
         sample = text.iloc[:_WIDTH_SAMPLE].dropna().tolist()
         styled = f's="{style}" ' if style is not None else ""
         body = _join(f'{styled}t="{cell_type}"><v>', _arrow_text(text), "</v></c>")
-    references = pa.array(np.char.add(letter, np.arange(first_row, first_row + len(values)).astype(str)))
-    cells = _join('<c r="', references, '" ', body)
+    row_numbers = pc.cast(pa.array(np.arange(first_row, first_row + len(values), dtype=np.int64)), pa.large_string())
+    cells = _join('<c r="', letter, row_numbers, '" ', body)
     return kind, pc.fill_null(cells, ""), sample
 
 
@@ -275,7 +282,7 @@ def _join(*parts) -> pa.Array:
 
 
 def _arrow_text(text: pd.Series) -> pa.Array:
-    return pa.array(text.astype("string").to_numpy(dtype=object, na_value=None), type=pa.large_string())
+    return pa.array(text.astype("string").array, type=pa.large_string(), from_pandas=True)
 
 
 def _escaped(text: pd.Series) -> pa.Array:

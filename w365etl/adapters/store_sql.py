@@ -125,7 +125,6 @@ def _found_identifiers(hits: np.ndarray, keys: pd.DataFrame) -> tuple[pd.DataFra
     """The run's identifiers found stored (``line_pk``, stored ``level``, ``identifier``) from
     the lookup's integer rows (row number, then line and level rank per identifier level,
     -1 where not found), and the lines found for rows not settled by their strongest identifier."""
-    levels = np.asarray(line_keys.LEVELS, dtype=object)
     row = hits[:, 0]
     present = keys.notna().to_numpy()[row]
     strongest = present.argmax(axis=1)  # the row's strongest identifier (every row here has one)
@@ -135,12 +134,18 @@ def _found_identifiers(hits: np.ndarray, keys: pd.DataFrame) -> tuple[pd.DataFra
         line_pk, rank = hits[:, 1 + 2 * i], hits[:, 2 + 2 * i]
         is_found = (line_pk >= 0) & (rank >= 0)  # a level this version does not know takes part in no match
         settled |= is_found & (rank == i) & (strongest == i)
-        parts.append(pd.DataFrame({"line_pk": line_pk[is_found], "level": levels[rank[is_found]],
+        parts.append(pd.DataFrame({"line_pk": line_pk[is_found], "level": _levels(rank[is_found]),
                                    "identifier": keys[name].array.take(row[is_found])}))
     found = pd.concat(parts, ignore_index=True)
     unsettled = hits[~settled]
     open_lines = np.unique(unsettled[:, 1::2][unsettled[:, 1::2] >= 0]) if len(unsettled) else np.empty(0, dtype="int64")
     return found, open_lines
+
+
+def _levels(ranks: np.ndarray) -> pd.Categorical:
+    """Identifier levels from their ranks (every rank a known one), as categories: the matcher
+    reads their ranks back from the codes."""
+    return pd.Categorical.from_codes(ranks, categories=list(line_keys.LEVELS))
 
 
 #: what a row's digest leaves out: who last saw it, and the digest itself
@@ -642,7 +647,7 @@ class SqlStore:
             levels = levels[levels[:, 1] >= 0]  # a level this version does not know takes part in no match
             found = pd.concat([found, pd.DataFrame({
                 "line_pk": levels[:, 0],
-                "level": np.asarray(line_keys.LEVELS, dtype=object)[levels[:, 1]],
+                "level": _levels(levels[:, 1]),
                 "identifier": pd.array([pd.NA] * len(levels), dtype="string"),
             })], ignore_index=True)
         stored = None

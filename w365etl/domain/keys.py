@@ -85,19 +85,22 @@ def match_stored_lines(lines: pd.DataFrame, stored_identifiers: pd.DataFrame) ->
     if stored_identifiers.empty or lines.empty:
         return result
     stored_pk = stored_identifiers["line_pk"].to_numpy(dtype="int64")
-    stored_rank = stored_identifiers["level"].map(_RANKS).astype("float64").fillna(-1).to_numpy(dtype="int64")
+    stored_rank = level_ranks(stored_identifiers["level"])
     rows, line_pks, ranks = _candidates(lines, stored_identifiers, stored_pk, stored_rank)
     if not len(rows):
         return result
     # the rule: no level stronger than the match's that both the row and the line have
     incoming_has = lines[[f"key_{level}" for level in LEVELS]].notna().to_numpy()
     is_valid = np.ones(len(rows), dtype=bool)
+    # which lines have a level, looked up by line_pk (compact: positions among the stored lines)
+    known_pks, stored_at = np.unique(stored_pk, return_inverse=True)
     for rank in range(len(LEVELS) - 1):
         stronger = ranks > rank
         if not stronger.any():
             continue
-        having = np.unique(stored_pk[stored_rank == rank])
-        line_has = np.isin(line_pks, having, assume_unique=False)
+        has_level = np.zeros(len(known_pks), dtype=bool)
+        has_level[stored_at[stored_rank == rank]] = True
+        line_has = has_level[np.searchsorted(known_pks, line_pks)]  # every candidate's line is a stored one
         is_valid &= ~(stronger & incoming_has[rows, rank] & line_has)
     rows, line_pks, ranks = rows[is_valid], line_pks[is_valid], ranks[is_valid]
     order = np.lexsort((line_pks, ranks, rows))  # per row: strongest level, then lowest line_pk
@@ -110,6 +113,14 @@ def match_stored_lines(lines: pd.DataFrame, stored_identifiers: pd.DataFrame) ->
 
 
 _RANKS = {level: rank for rank, level in enumerate(LEVELS)}
+
+
+def level_ranks(levels: pd.Series) -> np.ndarray:
+    """Each identifier level's rank in ``LEVELS`` (0 strongest), -1 for a level this version
+    does not know or NA — through categorical codes, so only the distinct levels are compared."""
+    categories = pd.Categorical(levels.astype("string") if not isinstance(levels.dtype, pd.CategoricalDtype) else levels)
+    ranks = np.array([_RANKS.get(level, -1) for level in categories.categories] + [-1], dtype="int64")
+    return ranks[categories.codes]  # code -1 (NA) takes the trailing -1
 
 
 def _candidates(lines: pd.DataFrame, stored: pd.DataFrame, stored_pk: np.ndarray,
