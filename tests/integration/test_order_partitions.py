@@ -236,3 +236,18 @@ def test_a_killed_runs_spill_folder_is_removed_by_the_next_partitioned_run(tmp_p
         assert (split.folder / "owner").read_text(encoding="utf-8") == owner_record()
     finally:
         split.close()
+
+
+def test_a_row_is_blank_only_when_every_cell_is_blank():
+    """SPEC §2.1 blank rows are dropped: the scan rules rows out column by column, so a row
+    blank in its first columns but not in a later one is kept, and whitespace counts as blank."""
+    import pyarrow as pa
+
+    from w365etl.adapters.order_partitions import _kept
+
+    batch = pa.RecordBatch.from_pydict({
+        "Order": ["SO-1", " ", "", "\t", "", "SO-2"],
+        "Customer": ["", " ", "", "  ", "", ""],
+        "Quantity": ["", "", "3", " ", "", "1"],
+    })
+    assert _kept(batch).tolist() == [True, False, True, False, False, True]

@@ -354,3 +354,20 @@ def test_sheet_title_is_unique_case_insensitively() -> None:
 def test_workbook_needs_a_sheet(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_workbook(tmp_path / "x.xlsx", [])
+
+
+def test_columns_in_several_arrow_chunks_are_written_whole(tmp_path: Path) -> None:
+    """A run's frames are concatenated, so a text column can be several Arrow chunks: both
+    writers take every chunk, in order (the xlsx rows over its 20 000-row pieces)."""
+    import pyarrow as pa
+
+    texts = [f"line {i}, \"{i % 3}\"" if i % 11 else None for i in range(45_001)]
+    chunks = pa.chunked_array([pa.array(texts[:7], pa.large_string()), pa.array([], pa.large_string()),
+                               pa.array(texts[7:30_000], pa.large_string()), pa.array(texts[30_000:], pa.large_string())])
+    frame = pd.DataFrame({"value": pd.arrays.ArrowStringArray(chunks), "n": range(len(texts))})
+    write_csv(tmp_path / "out.csv", frame)
+    assert read_csv_rows(tmp_path / "out.csv")[1:] == [["" if text is None else text, str(i)]
+                                                       for i, text in enumerate(texts)]
+    write_workbook(tmp_path / "out.xlsx", [Sheet("Lines", frame)], max_rows=50_000)
+    rows = list(openpyxl.load_workbook(tmp_path / "out.xlsx", read_only=True)["Lines"].iter_rows(values_only=True))
+    assert rows[1:] == [(text, i) for i, text in enumerate(texts)]

@@ -218,11 +218,15 @@ def _sheet_parts(sheet: Sheet, max_rows: int):
     yield f'</sheetData><autoFilter ref="{_filter_ref(sheet, max_rows)}"/></worksheet>'
 
 
-def _concatenated(rows: pa.LargeStringArray) -> bytes:
-    """The rows' text one after another, UTF-8: the stretch of the array's data buffer they
+def _concatenated(rows: pa.LargeStringArray | pa.ChunkedArray) -> bytes:
+    """The rows' text one after another, UTF-8: the stretch of each chunk's data buffer they
     occupy (no Python string per row). Every row is present: a missing cell is empty text."""
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset:rows.offset + len(rows) + 1]
-    return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]].tobytes()
+    pieces = []
+    for chunk in rows.chunks if isinstance(rows, pa.ChunkedArray) else [rows]:
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[chunk.offset:chunk.offset + len(chunk) + 1]
+        if len(chunk):
+            pieces.append(memoryview(chunk.buffers()[2])[offsets[0]:offsets[-1]])
+    return b"".join(pieces)
 
 
 def _text_cell(reference: str, text: str, style: int | None = None) -> str:
