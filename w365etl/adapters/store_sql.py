@@ -636,33 +636,57 @@ class SqlStore:
         if found.empty:
             return (found, no_lines) if with_lines else found
         line_pks = np.unique(found["line_pk"].to_numpy(dtype="int64"))
-        matched = bulk_sql.temporary_table(connection, "tmp_matched_lines", pd.DataFrame(
-            {"line_pk": line_pks, "is_open": np.isin(line_pks, open_lines).astype("int64")}))
-        if self.dialect == "postgresql":
-            connection.exec_driver_sql("ANALYZE tmp_matched_lines")
+        open_lines = np.intersect1d(open_lines, line_pks, assume_unique=True)  # found at a known level
         if len(open_lines):
+            opened = bulk_sql.temporary_table(connection, "tmp_open_lines", pd.DataFrame({"line_pk": open_lines}))
+            if self.dialect == "postgresql":
+                connection.exec_driver_sql("ANALYZE tmp_open_lines")
             levels = _driver_integers(connection, (
-                f"SELECT DISTINCT s.line_pk, coalesce(CASE s.level {ranks} END, -1) FROM tmp_matched_lines m "
-                "CROSS JOIN line_identifiers s WHERE m.is_open = 1 AND s.line_pk = m.line_pk"), 2)
+                f"SELECT DISTINCT s.line_pk, coalesce(CASE s.level {ranks} END, -1) FROM tmp_open_lines m "
+                "CROSS JOIN line_identifiers s WHERE s.line_pk = m.line_pk"), 2)
+            opened.drop(connection)
             levels = levels[levels[:, 1] >= 0]  # a level this version does not know takes part in no match
             found = pd.concat([found, pd.DataFrame({
                 "line_pk": levels[:, 0],
                 "level": _levels(levels[:, 1]),
                 "identifier": pd.array([pd.NA] * len(levels), dtype="string"),
             })], ignore_index=True)
-        stored = None
-        if with_lines:
-            # the digest comes as text: a column of 64-bit integers with NULLs would pass through
-            # float64 in a frame and lose its low bits; Arrow parses the text exactly
-            stored = _driver_frame(connection, "SELECT l.line_pk, l.status, l.content_signature, "
-                                   "CAST(l.row_digest AS TEXT) FROM tmp_matched_lines m CROSS JOIN lines l "
-                                   "WHERE l.line_pk = m.line_pk", ["line_pk", "status", "content_signature", "row_digest"])
+        if not with_lines:
+            return found
+        stored = self._stored_lines(connection, line_pks)
+        return found, stored if not stored.empty else no_lines
+
+    def _stored_lines(self, connection: Connection, line_pks: np.ndarray) -> pd.DataFrame:
+        """``line_pk``, ``status``, ``content_signature``, ``row_digest`` of these stored lines
+        (``line_pks`` sorted, distinct).
+
+        Lines stored together have neighbouring keys (a run reserves a partition's keys in one
+        go), so when the keys asked for fill their range nearly (an identical re-run) the range
+        is read by its primary key and the few others dropped here — no temporary table of a
+        million keys; otherwise the keys go to a temporary table, as everywhere else."""
+        columns = ["line_pk", "status", "content_signature", "row_digest"]
+        # the digest comes as text: a column of 64-bit integers with NULLs would pass through
+        # float64 in a frame and lose its low bits; Arrow parses the text exactly
+        select_sql = "SELECT l.line_pk, l.status, l.content_signature, CAST(l.row_digest AS TEXT) "
+        low, high = int(line_pks[0]), int(line_pks[-1])
+        if high - low + 1 <= len(line_pks) + len(line_pks) // 10:  # at most a tenth more rows read
+            stored = _driver_frame(connection, select_sql + f"FROM lines l WHERE l.line_pk BETWEEN {low} AND {high}",
+                                   columns)
             if not stored.empty:
-                stored["row_digest"] = pd.Series(pa.array(stored["row_digest"], type=pa.string(), from_pandas=True)
-                                                 .cast(pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get),
-                                                 index=stored.index)
-        matched.drop(connection)
-        return (found, stored if not stored.empty else no_lines) if with_lines else found
+                wanted = np.isin(stored["line_pk"].to_numpy(dtype="int64"), line_pks, assume_unique=True)
+                stored = stored[wanted].reset_index(drop=True)
+        else:
+            matched = bulk_sql.temporary_table(connection, "tmp_matched_lines", pd.DataFrame({"line_pk": line_pks}))
+            if self.dialect == "postgresql":
+                connection.exec_driver_sql("ANALYZE tmp_matched_lines")
+            stored = _driver_frame(connection, select_sql + "FROM tmp_matched_lines m CROSS JOIN lines l "
+                                   "WHERE l.line_pk = m.line_pk", columns)
+            matched.drop(connection)
+        if not stored.empty:
+            stored["row_digest"] = pd.Series(pa.array(stored["row_digest"], type=pa.string(), from_pandas=True)
+                                             .cast(pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get),
+                                             index=stored.index)
+        return stored
 
     def imported_files(self, sha256s: list[str]) -> dict[str, str | None]:
         """sha256 → layout of the files among these that a completed run already imported."""
