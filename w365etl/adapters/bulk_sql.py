@@ -138,12 +138,13 @@ def update_frame(connection: Connection, table: Table, frame: pd.DataFrame, *, k
     return len(frame)
 
 
-def temporary_table(connection: Connection, name: str, frame: pd.DataFrame) -> Table:
+def temporary_table(connection: Connection, name: str, frame: pd.DataFrame, *, is_keyed: bool = True) -> Table:
     """A temporary table ``name`` holding ``frame``'s rows (emptied first if this connection
     already has it): integer columns as INTEGER, the others as TEXT, the first column the
-    primary key. Drop it with ``.drop(connection)`` when done."""
+    primary key (``is_keyed``; else no key: the rows stay in the order given, for a scan that
+    walks them in that order). Drop it with ``.drop(connection)`` when done."""
     columns = [Column(column, Integer if pd.api.types.is_integer_dtype(frame[column].dtype) else Text,
-                      primary_key=position == 0, autoincrement=False)
+                      primary_key=is_keyed and position == 0, autoincrement=False)
                for position, column in enumerate(frame.columns)]
     table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
     table.create(connection, checkfirst=True)
