@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from w365etl.adapters.order_files import read_order_files
-from w365etl.adapters.order_partitions import NotPartitioned, read_partition, split_files
+from w365etl.adapters.order_partitions import NotPartitioned, _kept, read_partition, split_files
 from w365etl.ingest.tables import InputLimits
 from w365etl.synthetic_orders import FLAT_HEADERS, generate_orders
 
@@ -241,10 +242,6 @@ def test_a_killed_runs_spill_folder_is_removed_by_the_next_partitioned_run(tmp_p
 def test_a_row_is_blank_only_when_every_cell_is_blank():
     """SPEC §2.1 blank rows are dropped: the scan rules rows out column by column, so a row
     blank in its first columns but not in a later one is kept, and whitespace counts as blank."""
-    import pyarrow as pa
-
-    from w365etl.adapters.order_partitions import _kept
-
     batch = pa.RecordBatch.from_pydict({
         "Order": ["SO-1", " ", "", "\t", "", "SO-2"],
         "Customer": ["", " ", "", "  ", "", ""],

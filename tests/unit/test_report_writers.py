@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openpyxl
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -359,8 +360,6 @@ def test_workbook_needs_a_sheet(tmp_path: Path) -> None:
 def test_columns_in_several_arrow_chunks_are_written_whole(tmp_path: Path) -> None:
     """A run's frames are concatenated, so a text column can be several Arrow chunks: both
     writers take every chunk, in order (the xlsx rows over its 20 000-row pieces)."""
-    import pyarrow as pa
-
     texts = [f"line {i}, \"{i % 3}\"" if i % 11 else None for i in range(45_001)]
     chunks = pa.chunked_array([pa.array(texts[:7], pa.large_string()), pa.array([], pa.large_string()),
                                pa.array(texts[7:30_000], pa.large_string()), pa.array(texts[30_000:], pa.large_string())])

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from w365etl.columns import concatenated_text
 from w365etl.report.cells import column_kind, csv_frame
 
 
@@ -49,7 +49,7 @@ _NEEDS_QUOTES = r'[",\r\n]'
 _QUOTE, _COMMA, _LINE_END, _NOTHING = (pa.scalar(text, pa.large_string()) for text in ('"', ",", "\r\n", ""))
 
 
-def csv_bytes(columns: list[pa.Array]) -> memoryview | bytes:
+def csv_bytes(columns: list[pa.Array]) -> bytes:
     """Rows of text cells (NA → empty) as UTF-8 csv lines ending in CRLF, quoted exactly as
     Python's ``csv`` module quotes with ``QUOTE_MINIMAL``: a cell holding a comma, a quote or a
     line break is quoted with its quotes doubled, and so is an empty cell that is a row's only
@@ -68,8 +68,4 @@ def csv_bytes(columns: list[pa.Array]) -> memoryview | bytes:
             text = pc.if_else(needs_quotes, quoted, text)
         cells.append(text)
     rows = pc.binary_join_element_wise(*cells, _COMMA) if len(cells) > 1 else cells[0]
-    rows = pc.binary_join_element_wise(rows, _NOTHING, _LINE_END)  # each row followed by its line end
-    if isinstance(rows, pa.ChunkedArray):
-        rows = rows.combine_chunks()
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset:rows.offset + len(rows) + 1]
-    return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]]
+    return concatenated_text(pc.binary_join_element_wise(rows, _NOTHING, _LINE_END))  # each row, then its line end

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from w365etl.columns import concatenated_text
 from w365etl.report.cells import (
     DATE_FORMAT,
     DATETIME_FORMAT,
@@ -214,19 +215,8 @@ def _sheet_parts(sheet: Sheet, max_rows: int):
                               pa.large_string())
         rows = _join('<row r="', row_numbers, '">', *[column for _, column, _ in cells], "</row>")
         for start in range(0, len(rows), 20_000):  # bounded pieces: memory stays flat
-            yield _concatenated(rows.slice(start, 20_000))
+            yield concatenated_text(rows.slice(start, 20_000))
     yield f'</sheetData><autoFilter ref="{_filter_ref(sheet, max_rows)}"/></worksheet>'
-
-
-def _concatenated(rows: pa.LargeStringArray | pa.ChunkedArray) -> bytes:
-    """The rows' text one after another, UTF-8: the stretch of each chunk's data buffer they
-    occupy (no Python string per row). Every row is present: a missing cell is empty text."""
-    pieces = []
-    for chunk in rows.chunks if isinstance(rows, pa.ChunkedArray) else [rows]:
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[chunk.offset:chunk.offset + len(chunk) + 1]
-        if len(chunk):
-            pieces.append(memoryview(chunk.buffers()[2])[offsets[0]:offsets[-1]])
-    return b"".join(pieces)
 
 
 def _text_cell(reference: str, text: str, style: int | None = None) -> str:
